@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every package ffe needs to build, test and run, from Debian 12's archive.
+# Idempotent: when everything is already installed it changes nothing and returns in
+# well under a second (no `apt-get update`).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config ccache clang libclang-rt-14-dev git
+  # libraries (see ../shared/STACK.md for how CMake finds each)
+  libcaf-dev librocksdb-dev librdkafka-dev libprotobuf-dev protobuf-compiler
+  nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
+  libpqxx-dev libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libssl-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing packages: ${missing[*]}" >&2
+  echo "setup: run as root (or install them with apt-get) and try again" >&2
+  exit 1
+fi
+
+echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"
