@@ -1,6 +1,6 @@
 // The `ffe` command line: one binary, one CLI11 subcommand per job (ARCHITECTURE.md,
 // "Command line"). Only subcommands that work are listed; later issues add serve, sim,
-// produce, get, confirm, replay, watch, compact, drift and bench.
+// produce, get, confirm, replay, watch, compact, drift and the other benchmarks.
 //
 // CLI11 is expensive to compile (5-10 s per translation unit), so it lives in this one file.
 
@@ -9,8 +9,11 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <vector>
 
+#include "bench/journal/journal_bench.h"
 #include "sagas/simulation.h"
 
 namespace {
@@ -55,6 +58,43 @@ int run_simulate(const SimulateArgs& args) {
   return 0;
 }
 
+struct BenchJournalArgs {
+  double seconds = 2;
+  int rounds = 3;
+  std::uint64_t restart_events = 1'000'000;
+  std::string batches = "1,16,256,4096";
+  std::string ceiling_script = std::string(FFE_PEERS_DIR) + "/rocksdb_ceiling.sh";
+  bool no_ceiling = false;
+  std::string dir;
+};
+
+// Runs the journal benchmark beside the raw RocksDB ceiling (the peer script), in the same
+// run, so the printed ratios compare like with like on this disk.
+int run_bench_journal(const BenchJournalArgs& args) {
+  std::vector<std::string> flags = {"ffe bench journal",
+                                    "--seconds", std::to_string(args.seconds),
+                                    "--rounds", std::to_string(args.rounds),
+                                    "--restart-events", std::to_string(args.restart_events),
+                                    "--batches", args.batches};
+  if (!args.dir.empty()) flags.insert(flags.end(), {"--dir", args.dir});
+  if (!args.no_ceiling) {
+    if (!std::filesystem::exists(args.ceiling_script)) {
+      std::fprintf(stderr,
+                   "ffe bench journal: the ceiling script %s is missing; pass --ceiling-script "
+                   "PATH, or --no-ceiling to measure the journal alone\n",
+                   args.ceiling_script.c_str());
+      return 2;
+    }
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g", args.seconds);
+    flags.insert(flags.end(), {"--ceiling-command", "bash '" + args.ceiling_script + "' " + seconds});
+  }
+  std::vector<char*> argv;
+  for (std::string& flag : flags) argv.push_back(flag.data());
+  argv.push_back(nullptr);
+  return ffe::bench::journal_bench_main(static_cast<int>(flags.size()), argv.data());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,9 +127,37 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1'000'000'000}))
       ->capture_default_str();
 
+  auto* bench = app.add_subcommand("bench", "Benchmarks a user can run; each prints one JSON object");
+  bench->require_subcommand(1);
+  BenchJournalArgs bench_journal;
+  auto* journal = bench->add_subcommand(
+      "journal",
+      "Durable commits/s and p50/p99 commit latency at 1, 16, 256 and 4096 commands per synced "
+      "batch, beside the raw RocksDB synced-WriteBatch ceiling on the same disk in the same run "
+      "(../shared/peers/rocksdb_ceiling.sh), with the ratio; restart time with 1M events; the "
+      "cost of reads at old revisions. Writes under $TMPDIR (default /tmp)");
+  journal->add_option("--seconds", bench_journal.seconds, "Seconds per case")
+      ->check(CLI::Range(0.1, 600.0))
+      ->capture_default_str();
+  journal->add_option("--rounds", bench_journal.rounds,
+                      "Rounds of (ceiling, journal); medians are reported")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  journal->add_option("--restart-events", bench_journal.restart_events,
+                      "Events in the journal whose restart is timed (0: skip)")
+      ->capture_default_str();
+  journal->add_option("--batches", bench_journal.batches, "Commands per synced batch, comma-separated")
+      ->capture_default_str();
+  journal->add_option("--ceiling-script", bench_journal.ceiling_script,
+                      "The peer script measuring the raw RocksDB ceiling")
+      ->capture_default_str();
+  journal->add_flag("--no-ceiling", bench_journal.no_ceiling, "Measure the journal alone");
+  journal->add_option("--dir", bench_journal.dir, "Where to write (default $TMPDIR/ffe-journal-bench-PID)");
+
   CLI11_PARSE(app, argc, argv);
 
   if (version->parsed()) return run_version();
   if (simulate->parsed()) return run_simulate(sim);
+  if (journal->parsed()) return run_bench_journal(bench_journal);
   return 2;  // unreachable: require_subcommand(1)
 }

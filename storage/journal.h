@@ -1,0 +1,259 @@
+#pragma once
+// The journal: per shard, an append-only log of commands in RocksDB, committed by group
+// commit, read back by revision. docs/journal.md describes the layout, the commit path and
+// the recovery path; this header is the contract.
+//
+// No RocksDB header here (rocksdb/db.h costs 3 s per translation unit): the implementation
+// hides behind a pimpl, and the one RocksDB type the options take (a test Env) is only
+// forward-declared.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/journal_types.h"
+#include "storage/limits.h"
+#include "storage/status.h"
+
+namespace rocksdb {
+class Env;
+}
+
+namespace ffe::storage {
+
+// Turns an entity's snapshot and later events into its canonical state bytes. Supplied by
+// the caller (the domain), so storage never learns what an order or a SKU is.
+//
+// Contract: deterministic and path-independent. For any split of an entity's events into
+// a, b: fold(k, fold(k, s, a), b) == fold(k, s, a + b), and fold(k, nullopt, {}) is the
+// initial state. The shard digest and revision reads rely on it: a state built from a
+// snapshot must equal the state built from all events. Called concurrently from reader
+// threads and the journal's snapshot thread: it must be thread-safe (stateless is best)
+// and must not throw or call back into the journal.
+class StateFolder {
+ public:
+  virtual ~StateFolder() = default;
+  virtual std::string fold(std::string_view entity_key, std::optional<std::string_view> snapshot,
+                           std::span<const std::string_view> events) = 0;
+};
+
+// How much of the log open() reads back to check that revisions follow without gaps.
+enum class OpenVerification {
+  // Every retained log record of every shard, and every SST block checksum
+  // (DB::VerifyChecksum). Open time grows with the retained history.
+  kFull,
+  // The first retained record and the last open_verify_tail_revisions records per shard.
+  // Open time stays bounded as history grows; every later read still verifies the block
+  // checksums of what it reads, and replay checks contiguity as it goes.
+  kTail,
+};
+
+struct JournalOptions {
+  // Shards to serve; created (an empty column family) when missing. Shards already in the
+  // data dir are served too. At least one in total.
+  std::vector<ShardId> shards;
+  // Required for get/range/digest/compact and for journal-made snapshots; not owned, must
+  // outlive the Journal. Without it commits still work (callers may supply snapshots).
+  StateFolder* folder = nullptr;
+
+  // Group commit bounds (each also capped by limits::*). A synced write carries at most
+  // commit_batch_commands commands and, unless a single command is larger, at most
+  // commit_batch_bytes bytes. commit_wait lets the writer linger that long after the
+  // first queued command for the batch to fill; 0 (the default) batches whatever queued
+  // up during the previous write, as LevelDB does, for the lowest latency.
+  std::size_t commit_batch_commands = 4096;
+  std::size_t commit_batch_bytes = 16 * 1024 * 1024;
+  std::chrono::microseconds commit_wait{0};
+  // The queue in front of the writer. Full: submit() with Admission::kWait blocks, with
+  // Admission::kTry returns kBusy. Never drops.
+  std::size_t commit_queue_commands = 65536;
+  std::size_t commit_queue_bytes = 256 * 1024 * 1024;
+
+  // The journal writes a snapshot of an entity (asking the folder) once it has this many
+  // events after its latest snapshot, in the background; caller-supplied snapshots reset
+  // the count. Bounds the work of get() at any revision. 0 disables journal-made snapshots.
+  std::uint32_t snapshot_every_events = 64;
+
+  OpenVerification open_verification = OpenVerification::kFull;
+  std::size_t open_verify_tail_revisions = 100'000;
+
+  // Flush memtables at close so the next open replays no WAL.
+  bool flush_at_close = true;
+  // RocksDB memtable size per shard (column family).
+  std::size_t write_buffer_bytes = 64 * 1024 * 1024;
+
+  // Tests only: a RocksDB Env (e.g. a fault-injecting FileSystem); not owned, must outlive
+  // the Journal. nullptr: the default Env.
+  rocksdb::Env* env = nullptr;
+};
+
+struct CommitResult {
+  Status status;
+  // OK: the revision the command committed at (new_revision), or for a no-op the shard's
+  // revision its input position was recorded at.
+  Revision revision = 0;
+  bool new_revision = false;
+};
+
+using CommitCallback = std::function<void(const CommitResult&)>;
+
+enum class Admission {
+  kWait,  // block while the queue is full (push-back)
+  kTry,   // return kBusy at once when the queue is full
+};
+
+struct JournalStats {
+  std::uint64_t commands = 0;         // durable commands (with or without events)
+  std::uint64_t noop_commands = 0;    // durable commands without events
+  std::uint64_t batches = 0;          // synced writes
+  std::uint64_t batch_bytes = 0;      // bytes handed to RocksDB in synced writes
+  std::uint64_t snapshots_made = 0;   // snapshots the journal folded itself
+  std::uint64_t snapshots_given = 0;  // snapshots supplied by callers
+};
+
+class Watch;
+
+// Journal — owner: the process that opened the data dir (one per dir; an flock and
+// RocksDB's LOCK keep a second one out). Lifecycle: open() recovers and verifies every
+// shard, then starts three threads: the writer (group commit), the completion thread
+// (callbacks, in commit order) and the snapshot thread; the destructor commits whatever is
+// still queued, runs every callback, stops the threads, flushes and closes.
+//
+// Thread safety: every method may be called from any thread concurrently. Commits are
+// serialized by the single writer thread in queue order; reads run on the caller's thread
+// against a consistent RocksDB snapshot and never block commits.
+//
+// Invariants:
+//  1. Per shard, revisions rise by exactly one per committed command with events; never
+//     skip, repeat or go back. No-op commands do not advance the revision.
+//  2. A command's events, log record, input position, outbox messages, dedupe keys and
+//     snapshots are written in one WriteBatch: all or none.
+//  3. A commit is reported (callback/future) only after the synced write holding it
+//     returned OK; reads never see a revision before it is durable.
+//  4. Fail-stop: after any failed write the journal accepts no commit again; the failed
+//     batch, everything queued and everything later fail; status() keeps the reason.
+//  5. Reads at revision R see exactly the commands with revision <= R.
+class Journal {
+ public:
+  // Opens (or creates) the journal in data_dir. Errors: kNotJournal (a non-empty dir
+  // without ffe's marker: nothing is written), kFormat, kInUse (another journal holds it;
+  // the message names its pid), kReadOnly, kNoSpace, kIoError, kCorruption (names the
+  // shard or file), kInvalidArgument (options).
+  static Result<std::unique_ptr<Journal>> open(const std::string& data_dir, JournalOptions options);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // --- commit path -------------------------------------------------------------------------
+  // Queues a command. OK: `done` will be called exactly once, on the journal's completion
+  // thread, in commit order, after the batch holding the command is durable (or failed);
+  // keep it short, never block in it and never call submit(..., kWait) from it (kTry is
+  // fine). Not OK (kInvalidArgument, kBusy, kStopped,
+  // kClosed): `done` is never called. Revisions are assigned in queue order per shard, so a
+  // caller may pipeline commands and learns each revision when it is durable.
+  Status submit(CommitRequest request, CommitCallback done, Admission admission = Admission::kWait);
+  // The same with a future (waits for queue space: Admission::kWait).
+  std::future<CommitResult> commit(CommitRequest request);
+  // OK while healthy; the fail-stop reason after a failed write.
+  Status status() const;
+  JournalStats stats() const;
+
+  // --- shard state ---------------------------------------------------------------------------
+  std::vector<ShardId> shards() const;
+  // The last durable revision.
+  Result<Revision> revision(ShardId shard) const;
+  // The oldest revision still readable (0 until the first compaction).
+  Result<Revision> compacted_revision(ShardId shard) const;
+  // Waits until the shard's revision is >= revision; false on timeout.
+  bool wait_for_revision(ShardId shard, Revision revision, std::chrono::milliseconds timeout) const;
+  // The offset last recorded for an input source, nullopt if never.
+  Result<std::optional<std::int64_t>> input_offset(ShardId shard, std::string_view source) const;
+  Result<std::vector<InputPosition>> input_positions(ShardId shard) const;
+
+  // --- revision reads (etcd-style) -----------------------------------------------------------
+  // Errors for every read at a revision: kCompacted (below compacted_revision), kFutureRevision
+  // (above revision()). Cost: one seek for the entity's latest snapshot at or before the
+  // revision plus its events after that snapshot (about snapshot_every_events at most).
+  Result<std::optional<EntityState>> get(ShardId shard, std::string_view entity_key,
+                                         Revision revision) const;
+  // Entities whose key starts with key_prefix, in key order, after start_after, at most
+  // `limit` (capped at limits::range_page_entities_max) per page.
+  Result<RangePage> range(ShardId shard, std::string_view key_prefix, Revision revision,
+                          std::string_view start_after = {},
+                          std::size_t limit = limits::range_page_entities_max) const;
+  // A cursor over the log from from_revision on (from_revision <= revision() + 1).
+  Result<Watch> watch(ShardId shard, std::string key_prefix, Revision from_revision) const;
+  // Makes revisions below `revision` unreadable and frees their space: snapshots each
+  // entity as of `revision`, deletes older log records, version entries and snapshots, sent
+  // outbox entries and dedupe keys written before `revision`. Idempotent at the current
+  // compacted revision; kCompacted below it, kFutureRevision above revision().
+  Status compact(ShardId shard, Revision revision);
+  // Hex SHA-256 over the shard's entities as of `revision`, sorted by key, each as
+  // (le64 key length, key, le64 state length, state). Independent of history and snapshots.
+  Result<std::string> digest(ShardId shard, Revision revision) const;
+
+  // --- outbox --------------------------------------------------------------------------------
+  // Durable outbox entries at or after `from`, in order, at most `limit`.
+  Result<std::vector<OutboxEntry>> outbox_read(ShardId shard, OutboxPosition from,
+                                               std::size_t limit) const;
+  // The first position not yet marked sent (where a relay starts after a restart).
+  Result<OutboxPosition> outbox_cursor(ShardId shard) const;
+  // Marks every entry up to and including `up_to` sent (a separate cursor key; entries
+  // are never rewritten). Written without its own fsync: a crash may forget the last
+  // marks and the relay then sends those messages again (at-least-once; consumers dedupe
+  // by command id). kInvalidArgument if `up_to` is not a durable entry.
+  Status mark_sent(ShardId shard, OutboxPosition up_to);
+  // Waits until an outbox entry at or after `from` is durable; false on timeout.
+  bool wait_for_outbox(ShardId shard, OutboxPosition from, std::chrono::milliseconds timeout) const;
+
+  // --- dedupe --------------------------------------------------------------------------------
+  // The revision that recorded dedupe_key (kept until compaction passes that revision).
+  Result<std::optional<Revision>> dedupe_revision(ShardId shard, std::string_view dedupe_key) const;
+
+  // Blocks until the snapshot thread has handled every durable change so far (tests, tools).
+  void wait_for_snapshots() const;
+
+  class Impl;
+
+ private:
+  explicit Journal(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Watch — a resumable cursor over one shard's log, in revision order, with no gaps.
+// Owner: the caller; it must not outlive its Journal. Not thread-safe (one reader).
+// Resume after a restart with journal.watch(shard, prefix, last_seen_revision + 1).
+class Watch {
+ public:
+  // The next records (with only their events under the prefix; records with none are
+  // skipped) up to the shard's current revision, at most max_records, examining at most
+  // limits::watch_scan_records_max records. Empty when caught up. kCompacted when
+  // compaction passed the cursor.
+  Result<std::vector<LogRecord>> next(std::size_t max_records = 1024);
+  // The next revision the cursor will examine.
+  Revision position() const { return next_; }
+  // Waits until a revision >= position() is durable; false on timeout.
+  bool wait(std::chrono::milliseconds timeout) const;
+
+ private:
+  friend class Journal;
+  Watch(const Journal::Impl* impl, ShardId shard, std::string prefix, Revision next)
+      : impl_(impl), shard_(shard), prefix_(std::move(prefix)), next_(next) {}
+  const Journal::Impl* impl_;
+  ShardId shard_;
+  std::string prefix_;
+  Revision next_;
+};
+
+// "shard-0003": the column family of a shard.
+std::string shard_name(ShardId shard);
+
+}  // namespace ffe::storage

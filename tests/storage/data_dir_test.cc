@@ -1,0 +1,202 @@
+// Bad data dirs: not ffe's, an unknown format, held by another journal (this process or
+// another), read-only, damaged (corrupt SST or WAL, a gap in the log). Each is a clear
+// error naming the dir, and nothing is written where it should not be.
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "storage/data_dir.h"
+#include "storage/encoding.h"
+#include "storage/journal.h"
+#include "tests/storage/test_support.h"
+
+namespace ffe::storage {
+namespace {
+
+using testing::CounterFolder;
+using testing::TempDir;
+using testing::commit_ok;
+using testing::one_event;
+
+constexpr ShardId kShard{0};
+
+std::set<std::string> listing(const std::string& dir) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) names.insert(entry.path().string());
+  return names;
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary);
+  out << content;
+}
+
+class DataDirTest : public ::testing::Test {
+ protected:
+  JournalOptions options() {
+    JournalOptions options;
+    options.shards = {kShard};
+    options.folder = &folder_;
+    return options;
+  }
+  // A journal with `commands` commits, closed.
+  void make_journal(int commands, bool flush_at_close = true) {
+    auto opts = options();
+    opts.flush_at_close = flush_at_close;
+    auto journal = Journal::open(dir_.path(), opts);
+    ASSERT_TRUE(journal.is_ok()) << journal.status().to_string();
+    std::vector<std::future<CommitResult>> futures;
+    for (int i = 0; i < commands; ++i) {
+      futures.push_back((*journal)->commit(one_event(kShard, "e/" + std::to_string(i % 50), i)));
+    }
+    for (auto& future : futures) ASSERT_TRUE(future.get().status.is_ok());
+  }
+  TempDir dir_;
+  CounterFolder folder_;
+};
+
+TEST_F(DataDirTest, ADirThatIsNotAJournalIsRefusedAndLeftUntouched) {
+  write_file(dir_.sub("precious.txt"), "someone's data");
+  std::filesystem::create_directory(dir_.sub("photos"));
+  const auto before = listing(dir_.path());
+  auto journal = Journal::open(dir_.path(), options());
+  ASSERT_EQ(journal.status().code(), StatusCode::kNotJournal);
+  EXPECT_NE(journal.status().message().find(dir_.path()), std::string::npos) << journal.status().to_string();
+  EXPECT_NE(journal.status().message().find("not an ffe journal"), std::string::npos);
+  EXPECT_EQ(listing(dir_.path()), before);  // nothing written
+}
+
+TEST_F(DataDirTest, AFileWhereTheDirShouldBeIsRefused) {
+  write_file(dir_.sub("file"), "x");
+  EXPECT_EQ(Journal::open(dir_.sub("file"), options()).status().code(), StatusCode::kNotJournal);
+}
+
+TEST_F(DataDirTest, AnUnknownFormatIsRefused) {
+  make_journal(1);
+  write_file(dir_.sub(kMarkerFile), "ffe-journal\nformat 2\n");
+  auto journal = Journal::open(dir_.path(), options());
+  EXPECT_EQ(journal.status().code(), StatusCode::kFormat) << journal.status().to_string();
+}
+
+TEST_F(DataDirTest, ASecondJournalInThisProcessIsRefused) {
+  auto first = Journal::open(dir_.path(), options());
+  ASSERT_TRUE(first.is_ok());
+  auto second = Journal::open(dir_.path(), options());
+  ASSERT_EQ(second.status().code(), StatusCode::kInUse);
+  EXPECT_NE(second.status().message().find("in use by another ffe journal (pid " + std::to_string(::getpid()) +
+                                           ", this process)"),
+            std::string::npos)
+      << second.status().to_string();
+  first->reset();
+  EXPECT_TRUE(Journal::open(dir_.path(), options()).is_ok());  // released on close
+}
+
+TEST_F(DataDirTest, AJournalHeldByAnotherProcessIsRefusedNamingItsPid) {
+  testing::Child child = testing::spawn_child(FFE_JOURNAL_CHILD, {"hold", dir_.path()});
+  auto ready = testing::read_line(child, 30000);
+  ASSERT_TRUE(ready && ready->starts_with("ready ")) << (ready ? *ready : "no line");
+  auto journal = Journal::open(dir_.path(), options());
+  ASSERT_EQ(journal.status().code(), StatusCode::kInUse);
+  EXPECT_NE(journal.status().message().find("(pid " + std::to_string(child.pid) + ")"), std::string::npos)
+      << journal.status().to_string();
+  EXPECT_EQ(testing::wait_child(child), 0);  // closing its stdin lets it close the journal
+  EXPECT_TRUE(Journal::open(dir_.path(), options()).is_ok());
+}
+
+TEST_F(DataDirTest, AReadOnlyDirIsRefusedClearly) {
+  // Tests run as root, for whom chmod changes nothing: the helper bind-mounts the dir
+  // read-only in its own mount namespace instead.
+  std::filesystem::create_directory(dir_.sub("empty"));
+  {
+    auto journal = Journal::open(dir_.sub("journal"), options());
+    ASSERT_TRUE(journal.is_ok());
+    commit_ok(**journal, one_event(kShard, "a", 1));
+  }
+  for (const std::string& dir : {dir_.sub("empty"), dir_.sub("journal")}) {
+    testing::Child child = testing::spawn_child(FFE_JOURNAL_CHILD, {"readonly", dir});
+    auto lines = testing::read_remaining_lines(child);
+    int code = testing::wait_child(child);
+    if (code == 77) GTEST_SKIP() << "cannot bind-mount read-only in a private mount namespace here";
+    ASSERT_EQ(code, 0);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_TRUE(lines[0].starts_with("kReadOnly: data dir " + dir)) << lines[0];
+    EXPECT_NE(lines[0].find("read-only"), std::string::npos) << lines[0];
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.sub("empty")));
+}
+
+TEST_F(DataDirTest, ACorruptSstRefusesToStart) {
+  make_journal(2000);  // flushed at close: the data is in an SST
+  auto ssts = testing::files_with_suffix(dir_.path(), ".sst");
+  ASSERT_FALSE(ssts.empty());
+  std::string biggest = ssts[0];
+  for (const auto& sst : ssts) {
+    if (std::filesystem::file_size(sst) > std::filesystem::file_size(biggest)) biggest = sst;
+  }
+  testing::flip_bytes(biggest, std::filesystem::file_size(biggest) / 3);
+  auto journal = Journal::open(dir_.path(), options());
+  ASSERT_EQ(journal.status().code(), StatusCode::kCorruption) << journal.status().to_string();
+  EXPECT_NE(journal.status().message().find("refusing to start"), std::string::npos) << journal.status().to_string();
+  EXPECT_NE(journal.status().message().find(std::filesystem::path(biggest).filename().string()), std::string::npos)
+      << journal.status().to_string();
+}
+
+TEST_F(DataDirTest, ACorruptWalRefusesToStart) {
+  make_journal(500, /*flush_at_close=*/false);  // the data is only in the WAL
+  auto wals = testing::files_with_suffix(dir_.path(), ".log");
+  std::erase_if(wals, [](const std::string& name) { return name.find("/LOG") != std::string::npos; });
+  ASSERT_EQ(wals.size(), 1u);
+  ASSERT_GT(std::filesystem::file_size(wals[0]), 10'000u);
+  testing::flip_bytes(wals[0], std::filesystem::file_size(wals[0]) / 2);
+  auto journal = Journal::open(dir_.path(), options());
+  ASSERT_EQ(journal.status().code(), StatusCode::kCorruption) << journal.status().to_string();
+  EXPECT_NE(journal.status().message().find("refusing to start"), std::string::npos);
+  // RocksDB's own error does not name the file; the journal adds it from RocksDB's LOG.
+  EXPECT_NE(journal.status().message().find(std::filesystem::path(wals[0]).filename().string()), std::string::npos)
+      << journal.status().to_string();
+}
+
+TEST_F(DataDirTest, AGapInTheLogRefusesToStartNamingTheShard) {
+  make_journal(20);
+  {
+    // Remove revision 7 behind the journal's back.
+    rocksdb::DBOptions db_options;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {shard_name(kShard), {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(db_options, dir_.sub(kRocksDbDir), descriptors, &handles, &db).ok());
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handles[1], encoding::log_key(7)).ok());
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+    delete db;
+  }
+  for (OpenVerification verification : {OpenVerification::kFull, OpenVerification::kTail}) {
+    auto opts = options();
+    opts.open_verification = verification;
+    auto journal = Journal::open(dir_.path(), opts);
+    ASSERT_EQ(journal.status().code(), StatusCode::kCorruption);
+    EXPECT_NE(journal.status().message().find("shard-0000: the log jumps from revision 6 to 8"), std::string::npos)
+        << journal.status().to_string();
+  }
+}
+
+TEST_F(DataDirTest, RocksDbFilesWithoutCurrentRefuseToStart) {
+  make_journal(1);
+  std::filesystem::remove(dir_.sub(std::string(kRocksDbDir) + "/CURRENT"));
+  auto journal = Journal::open(dir_.path(), options());
+  EXPECT_EQ(journal.status().code(), StatusCode::kCorruption) << journal.status().to_string();
+}
+
+TEST_F(DataDirTest, AMarkerWithoutDataIsAJournalWhoseFirstOpenStoppedEarly) {
+  write_file(dir_.sub(kMarkerFile), kMarkerContent);
+  auto journal = Journal::open(dir_.path(), options());
+  ASSERT_TRUE(journal.is_ok()) << journal.status().to_string();
+  EXPECT_EQ(*(*journal)->revision(kShard), 0u);
+}
+
+}  // namespace
+}  // namespace ffe::storage
