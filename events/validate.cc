@@ -61,36 +61,6 @@ bool is_control(char32_t code_point) {
   return code_point < 0x20 || (code_point >= 0x7f && code_point <= 0x9f);
 }
 
-// `value` in double quotes, with quotes, backslashes and every byte outside printable ASCII
-// escaped, cut to quoted_value_bytes_max bytes of output: always one printable line.
-std::string quote(std::string_view value) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (unsigned char c : value) {
-    std::string piece;
-    switch (c) {
-      case '"': piece = "\\\""; break;
-      case '\\': piece = "\\\\"; break;
-      case '\n': piece = "\\n"; break;
-      case '\r': piece = "\\r"; break;
-      case '\t': piece = "\\t"; break;
-      default:
-        if (c >= 0x20 && c < 0x7f) {
-          piece = static_cast<char>(c);
-        } else {
-          piece = {'\\', 'x', hex[c >> 4], hex[c & 0xf]};
-        }
-    }
-    if (out.size() - 1 + piece.size() > quoted_value_bytes_max) {
-      out += "...";
-      break;
-    }
-    out += piece;
-  }
-  out += '"';
-  return out;
-}
-
 std::string join(std::string_view prefix, std::string_view name) {
   if (prefix.empty()) return std::string(name);
   std::string path(prefix);
@@ -214,6 +184,34 @@ Validation check_price(const v1::OrderLine& line, std::string_view line_path) {
 }
 
 }  // namespace
+
+std::string quote(std::string_view value) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char c : value) {
+    std::string piece;
+    switch (c) {
+      case '"': piece = "\\\""; break;
+      case '\\': piece = "\\\\"; break;
+      case '\n': piece = "\\n"; break;
+      case '\r': piece = "\\r"; break;
+      case '\t': piece = "\\t"; break;
+      default:
+        if (c >= 0x20 && c < 0x7f) {
+          piece = static_cast<char>(c);
+        } else {
+          piece = {'\\', 'x', hex[c >> 4], hex[c & 0xf]};
+        }
+    }
+    if (out.size() - 1 + piece.size() > quoted_value_bytes_max) {
+      out += "...";
+      break;
+    }
+    out += piece;
+  }
+  out += '"';
+  return out;
+}
 
 bool is_valid_id(std::string_view id) {
   if (id.empty() || id.size() > limits::id_length_max || !is_ascii_alnum(id.front())) return false;

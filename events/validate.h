@@ -33,6 +33,10 @@ bool is_valid_id(std::string_view id);
 bool is_valid_external_id(std::string_view id);
 // Well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
 bool is_valid_utf8(std::string_view text);
+// `value` in double quotes for a reason: quotes, backslashes and every byte outside printable
+// ASCII escaped, cut to 64 bytes of output. Always one printable line. Every rejection reason
+// in ffe quotes offending values with this, so they all read alike.
+std::string quote(std::string_view value);
 // The rule behind is_valid_id as a reason at `path`: what the codec says about an unusable id.
 Validation validate_id(std::string_view id, std::string_view path);
 

@@ -14,47 +14,10 @@ namespace {
 
 constexpr std::uint32_t snapshot_schema_version = 1;
 constexpr std::int64_t units_max = std::numeric_limits<std::int64_t>::max();
-// Offending values in reasons are quoted as events/validate.cc quotes them (that helper is
-// private to it): quotes, backslashes and every byte outside printable ASCII escaped, cut to
-// this many bytes of output, so a reason is one printable line that fits a DLQ header.
-constexpr std::size_t quoted_value_bytes_max = 64;
 
 // ---------------------------------------------------------------------------------------
-// Reasons (built only on the rejection path: the accepted path allocates nothing for them)
-
-std::string quoted(std::string_view value) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (const unsigned char c : value) {
-    char piece[4];
-    std::size_t piece_bytes = 2;
-    piece[0] = '\\';
-    switch (c) {
-      case '"': piece[1] = '"'; break;
-      case '\\': piece[1] = '\\'; break;
-      case '\n': piece[1] = 'n'; break;
-      case '\r': piece[1] = 'r'; break;
-      case '\t': piece[1] = 't'; break;
-      default:
-        if (c >= 0x20 && c < 0x7f) {
-          piece[0] = static_cast<char>(c);
-          piece_bytes = 1;
-        } else {
-          piece[1] = 'x';
-          piece[2] = hex[c >> 4];
-          piece[3] = hex[c & 0xf];
-          piece_bytes = 4;
-        }
-    }
-    if (out.size() - 1 + piece_bytes > quoted_value_bytes_max) {
-      out += "...";
-      break;
-    }
-    out.append(piece, piece_bytes);
-  }
-  out += '"';
-  return out;
-}
+// Reasons (built only on the rejection path: the accepted path allocates nothing for them).
+// Offending values are quoted with events::quote, as every reason in ffe is.
 
 std::string id_rule() {
   return "must match [A-Za-z0-9][A-Za-z0-9._-]{0," + std::to_string(limits::id_length_max - 1) +
@@ -129,8 +92,8 @@ std::int64_t inflow_total(const State& state) {
 std::optional<std::string> wrong_sku(const State& state, std::string_view path,
                                      const std::string& sku) {
   if (!state.exists() || state.sku == sku) return std::nullopt;
-  return std::string(path) + ".sku: must be this entity's key " + quoted(state.sku) + " (got " +
-         quoted(sku) + ")";
+  return std::string(path) + ".sku: must be this entity's key " + events::quote(state.sku) + " (got " +
+         events::quote(sku) + ")";
 }
 
 // StockCommand is internal (order -> SKU), so events/validate.h has no rule set for it; its
@@ -146,10 +109,10 @@ std::optional<std::string> invalid_stock_command(const v1::StockCommand& command
              std::to_string(command.kind()) + ")";
   }
   if (!events::is_valid_id(command.order_id())) {
-    return "stockCommand.orderId: " + id_rule() + " (got " + quoted(command.order_id()) + ")";
+    return "stockCommand.orderId: " + id_rule() + " (got " + events::quote(command.order_id()) + ")";
   }
   if (!events::is_valid_id(command.sku())) {
-    return "stockCommand.sku: " + id_rule() + " (got " + quoted(command.sku()) + ")";
+    return "stockCommand.sku: " + id_rule() + " (got " + events::quote(command.sku()) + ")";
   }
   if (command.qty() < 1 || command.qty() > limits::line_qty_max) {
     return "stockCommand.qty: must be between 1 and " + std::to_string(limits::line_qty_max) +
