@@ -188,6 +188,21 @@ std::string dedupe_expiry_key(Revision revision, std::string_view dedupe) {
   return key;
 }
 
+std::string index_key(std::string_view index) {
+  std::string key(1, kIndexTag);
+  key.append(index);
+  return key;
+}
+
+std::string index_prefix_end(std::string_view prefix) {
+  std::string end = index_key(prefix);
+  // Drop trailing 0xff bytes and increment the last other one; the tag is never 0xff, so
+  // something is always left.
+  while (static_cast<std::uint8_t>(end.back()) == 0xff) end.pop_back();
+  end.back() = static_cast<char>(static_cast<std::uint8_t>(end.back()) + 1);
+  return end;
+}
+
 std::optional<EntityKeyParts> parse_entity_key(std::string_view key) {
   // tag + at least "" entity + '\0' + 8 bytes
   if (key.size() < 1 + 1 + 8) return std::nullopt;

@@ -28,6 +28,7 @@ inline constexpr char kOutboxTag = 'o';       // o <rev:be64> <seq:be32>       -
 inline constexpr char kDedupeTag = 'd';       // d <dedupe key>                -> revision
 inline constexpr char kDedupeExpiryTag = 'x'; // x <rev:be64> <dedupe key>     -> ""
 inline constexpr char kMetaTag = 'm';         // m <name>                      -> per name
+inline constexpr char kIndexTag = 'n';        // n <index key>                 -> index value
 
 inline constexpr std::string_view kMetaCompacted = "mcompacted";       // -> rev:le64
 inline constexpr std::string_view kMetaOutboxCursor = "moutbox_cursor"; // -> rev:le64 seq:le32
@@ -77,6 +78,11 @@ std::string input_key(std::string_view source);
 std::string outbox_key(Revision revision, std::uint32_t seq);
 std::string dedupe_key(std::string_view key);
 std::string dedupe_expiry_key(Revision revision, std::string_view key);
+std::string index_key(std::string_view key);
+// The first key past every index key that starts with `prefix` ("n" prefix, incremented):
+// an exclusive upper bound for a scan, so it never walks past the prefix (over deletion
+// tombstones or other tags).
+std::string index_prefix_end(std::string_view prefix);
 
 // Splits "tag entity \0 rev" into entity and revision; nullopt when malformed.
 struct EntityKeyParts {

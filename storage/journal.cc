@@ -192,6 +192,13 @@ struct Pending {
   std::string body;                          // encoded log record body
   std::vector<std::string> outbox_values;    // encoded outbox messages
   std::vector<std::uint32_t> entity_events;  // index of the first event of each distinct entity
+  // Per entry of entity_events: that entity's events in this command and their bytes (entity
+  // key + payload), what the snapshot thread counts (the payloads are gone by then).
+  struct EntityTotals {
+    std::uint32_t events = 0;
+    std::uint64_t bytes = 0;
+  };
+  std::vector<EntityTotals> entity_totals;
   std::size_t bytes = 0;
   CommitCallback done;
   SteadyClock::time_point enqueued;
@@ -225,26 +232,35 @@ struct EntityHistory {
   Revision mod_revision = 0;
 };
 
-// Events per entity since its last snapshot, as the snapshot thread has seen them; no
-// disk read on the commit path. Keyed by a 64-bit hash of (shard, entity): a collision only
-// merges two entities' counts, which moves when one of them is snapshotted, never what a
-// read returns. Two generations approximate an LRU: when the current map is full it
-// becomes the previous one and a new one starts, so an entity touched at least once per
-// generation keeps its count and a cold one is forgotten (its count restarts; read repair
-// bounds what that costs). Owner: the snapshot thread only.
+// What the snapshot thread knows of one entity: its events and their bytes since its last
+// snapshot, and that snapshot's size (0: unknown, e.g. after a restart). 16 bytes.
+struct SnapshotCount {
+  std::uint64_t bytes = 0;
+  std::uint32_t events = 0;
+  std::uint32_t snapshot_bytes = 0;  // snapshots are at most snapshot_bytes_max (64 MiB)
+};
+
+// SnapshotCount per entity, as the snapshot thread has seen them; no disk read on the
+// commit path. Keyed by a 64-bit hash of (shard, entity): a collision only merges two
+// entities' counts, which moves when one of them is snapshotted, never what a read
+// returns. Bounded: two generations of at most tracked_max / 2 entities approximate an
+// LRU. When the current map is full it becomes the previous one and a new one starts, so
+// an entity touched at least once per generation keeps its count and a cold one is
+// forgotten (it counts from zero, with its snapshot size unknown, when it comes back; read
+// repair bounds what a lost count costs a read). Owner: the snapshot thread only.
 class SnapshotCounts {
  public:
-  explicit SnapshotCounts(std::size_t generation_max) : generation_max_(generation_max) {}
+  explicit SnapshotCounts(std::size_t tracked_max) : generation_max_(std::max<std::size_t>(1, tracked_max / 2)) {}
   static std::uint64_t id(std::uint32_t shard_index, std::string_view entity) {
     std::uint64_t h = std::hash<std::string_view>{}(entity) ^ (0x9e3779b97f4a7c15ull * (shard_index + 1));
     h ^= h >> 33;
     return h * 0xff51afd7ed558ccdull;
   }
-  // The entity's count, created at 0 when unknown.
-  std::uint32_t& at(std::uint64_t id) {
+  // The entity's count, created empty when unknown. Valid until the next call.
+  SnapshotCount& at(std::uint64_t id) {
     auto it = current_.find(id);
     if (it != current_.end()) return it->second;
-    std::uint32_t count = 0;
+    SnapshotCount count;
     auto old = previous_.find(id);
     if (old != previous_.end()) {
       count = old->second;
@@ -256,10 +272,11 @@ class SnapshotCounts {
     }
     return current_.emplace(id, count).first->second;
   }
+  std::size_t size() const { return current_.size() + previous_.size(); }
 
  private:
   std::size_t generation_max_;
-  std::unordered_map<std::uint64_t, std::uint32_t> current_, previous_;
+  std::unordered_map<std::uint64_t, SnapshotCount> current_, previous_;
 };
 
 }  // namespace
@@ -302,6 +319,8 @@ class Journal::Impl {
   Result<OutboxPosition> outbox_cursor(ShardId shard) const;
   Status mark_sent(ShardId shard, OutboxPosition up_to);
   Result<std::optional<Revision>> dedupe_revision(ShardId shard, std::string_view key) const;
+  Result<std::vector<IndexEntry>> index_scan(ShardId shard, std::string_view prefix, std::string_view start_after,
+                                             std::size_t limit) const;
   Result<std::optional<std::int64_t>> input_offset(ShardId shard, std::string_view source) const;
   Result<std::vector<InputPosition>> input_positions(ShardId shard) const;
   void wait_for_snapshots() const;
@@ -330,9 +349,19 @@ class Journal::Impl {
 
   void snapshot_loop();
   void handle_touched(const Pending& pending, SnapshotCounts& counts);
-  Status make_snapshot(const ShardState& shard, std::string_view entity, Revision revision);
-  // Read repair: a read that folded more than 2 x snapshot_every_events events writes the
-  // state it folded as a snapshot, so the next read of the entity is bounded again.
+  // The snapshot rule (JournalOptions::snapshot_every_events, snapshot_bytes_ratio): due
+  // once `events` events of `bytes` bytes followed a snapshot of `snapshot_bytes` bytes.
+  bool snapshot_due(std::uint64_t events, std::uint64_t bytes, std::uint64_t snapshot_bytes) const;
+  // Called when the in-memory count says a snapshot is due: checks the rule against what
+  // the disk holds (the latest snapshot at or before `revision` and the events after it,
+  // read anyway to fold), and if it holds writes the entity's state as of `revision` as a
+  // snapshot. Returns the entity's count afterwards: zero events and the state's size when
+  // written (or when the state is over snapshot_bytes_max and therefore not written, so it
+  // is not folded again at the very next event), the disk's count when not due.
+  Result<SnapshotCount> make_snapshot(const ShardState& shard, std::string_view entity, Revision revision);
+  // Read repair: a read that folded more than twice what the snapshot rule allows (twice
+  // the events AND twice the bytes) writes the state it folded as a snapshot, so the next
+  // read of the entity is bounded again.
   void repair(const ShardState& shard, std::string_view entity, const EntityHistory& history,
               const std::string& state) const;
   // A write outside the commit path (snapshots, cursors, compaction); fails stop on error.
@@ -404,7 +433,7 @@ class Journal::Impl {
   std::mutex dedupe_mu_;
 
   std::atomic<std::uint64_t> stat_commands_{0}, stat_noop_{0}, stat_batches_{0}, stat_batch_bytes_{0},
-      stat_snapshots_made_{0}, stat_snapshots_given_{0};
+      stat_snapshots_made_{0}, stat_snapshot_bytes_made_{0}, stat_snapshots_given_{0}, stat_snapshot_tracked_{0};
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -424,6 +453,12 @@ Status Journal::Impl::validate_options() const {
     return bad("commit_wait must be 0.." + std::to_string(limits::commit_wait_us_max) + " us");
   if (options_.snapshot_every_events > limits::snapshot_every_events_max)
     return bad("snapshot_every_events must be at most " + std::to_string(limits::snapshot_every_events_max));
+  // Written so that NaN fails too.
+  if (!(options_.snapshot_bytes_ratio >= 0 && options_.snapshot_bytes_ratio <= limits::snapshot_bytes_ratio_max))
+    return bad("snapshot_bytes_ratio must be 0.." + std::to_string(limits::snapshot_bytes_ratio_max));
+  if (options_.snapshot_tracked_entities_max < 2 ||
+      options_.snapshot_tracked_entities_max > limits::snapshot_tracked_entities_max)
+    return bad("snapshot_tracked_entities_max must be 2.." + std::to_string(limits::snapshot_tracked_entities_max));
   for (ShardId shard : options_.shards) {
     if (shard.value >= limits::shards_max)
       return bad("shard " + std::to_string(shard.value) + " is over shards_max " + std::to_string(limits::shards_max));
@@ -742,15 +777,18 @@ Status Journal::Impl::validate_request(const CommitRequest& request, Pending& pe
       return bad(status.message());
     if (event.entity_key.find('\0') != std::string::npos) return bad("an entity key contains a NUL byte");
     if (event.payload.size() > limits::event_bytes_max) return bad("an event is over event_bytes_max");
-    bytes += event.entity_key.size() + event.payload.size();
-    bool seen = false;
-    for (std::uint32_t first : pending.entity_events) {
-      if (request.events[first].entity_key == event.entity_key) {
-        seen = true;
-        break;
-      }
+    const std::size_t event_bytes = event.entity_key.size() + event.payload.size();
+    bytes += event_bytes;
+    std::size_t seen = 0;
+    while (seen < pending.entity_events.size() && request.events[pending.entity_events[seen]].entity_key != event.entity_key) {
+      ++seen;
     }
-    if (!seen) pending.entity_events.push_back(i);
+    if (seen == pending.entity_events.size()) {
+      pending.entity_events.push_back(i);
+      pending.entity_totals.emplace_back();
+    }
+    pending.entity_totals[seen].events += 1;
+    pending.entity_totals[seen].bytes += event_bytes;
   }
   for (std::size_t i = 0; i < request.snapshots.size(); ++i) {
     const EntitySnapshot& snapshot = request.snapshots[i];
@@ -781,6 +819,27 @@ Status Journal::Impl::validate_request(const CommitRequest& request, Pending& pe
     if (Status status = validate_key(request.input->source, limits::input_source_bytes_max, "the input source"); !status)
       return bad(status.message());
     bytes += request.input->source.size();
+  }
+  const std::size_t index_changes = request.index_put.size() + request.index_delete.size();
+  if (index_changes > limits::index_entries_per_command_max)
+    return bad(std::to_string(index_changes) + " index puts and deletes, over index_entries_per_command_max");
+  auto check_index_key = [&](const std::string& key) -> Status {
+    if (key.empty()) return bad("an index key is empty");
+    if (key.size() > limits::index_key_bytes_max)
+      return bad("an index key is " + std::to_string(key.size()) + " bytes, over index_key_bytes_max");
+    return Status::ok();
+  };
+  for (const auto& key : request.index_delete) {
+    if (Status status = check_index_key(key); !status) return status;
+    bytes += key.size();
+  }
+  for (const auto& entry : request.index_put) {
+    if (Status status = check_index_key(entry.key); !status) return status;
+    if (entry.value.size() > limits::index_value_bytes_max) {
+      return bad("the value of index key '" + entry.key + "' is " + std::to_string(entry.value.size()) +
+                 " bytes, over index_value_bytes_max");
+    }
+    bytes += entry.key.size() + entry.value.size();
   }
   if (bytes > limits::command_bytes_max) return bad("the command is over command_bytes_max");
   pending.bytes = bytes + 64;
@@ -846,7 +905,9 @@ JournalStats Journal::Impl::stats() const {
   stats.batches = stat_batches_.load();
   stats.batch_bytes = stat_batch_bytes_.load();
   stats.snapshots_made = stat_snapshots_made_.load();
+  stats.snapshot_bytes_made = stat_snapshot_bytes_made_.load();
   stats.snapshots_given = stat_snapshots_given_.load();
+  stats.snapshot_tracked_entities = stat_snapshot_tracked_.load();
   return stats;
 }
 
@@ -1085,6 +1146,10 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
       batch.Put(shard.cf, enc::dedupe_key(dedupe), enc::encode_revision(revision));
       batch.Put(shard.cf, enc::dedupe_expiry_key(revision, dedupe), rocksdb::Slice());
     }
+    // In command order, deletes before puts: a batch applies its entries in order, so a
+    // later command's change of a key (and a command's put over its own delete) wins.
+    for (const auto& key : request.index_delete) batch.Delete(shard.cf, enc::index_key(key));
+    for (const auto& entry : request.index_put) batch.Put(shard.cf, enc::index_key(entry.key), entry.value);
   }
   for (const auto& input : inputs) {
     batch.Put(input.shard->cf, enc::input_key(input.source), enc::encode_input_value(input.offset, input.revision));
@@ -1145,7 +1210,7 @@ Status Journal::Impl::write_side(rocksdb::WriteBatch& batch, bool sync, const st
 // snapshots
 
 void Journal::Impl::snapshot_loop() {
-  SnapshotCounts counts(limits::snapshot_tracked_entities_max / 2);
+  SnapshotCounts counts(options_.snapshot_tracked_entities_max);
   std::vector<std::unique_ptr<Pending>> work;
   while (true) {
     std::size_t entities = 0;
@@ -1169,6 +1234,7 @@ void Journal::Impl::snapshot_loop() {
       if (!failed_.load()) handle_touched(*pending, counts);
     }
     work.clear();
+    stat_snapshot_tracked_.store(counts.size(), std::memory_order_relaxed);
     {
       std::lock_guard lock(snapshot_mu_);
       snapshot_done_ += entities;
@@ -1180,45 +1246,86 @@ void Journal::Impl::snapshot_loop() {
   snapshot_done_cv_.notify_all();
 }
 
+bool Journal::Impl::snapshot_due(std::uint64_t events, std::uint64_t bytes, std::uint64_t snapshot_bytes) const {
+  // Both: the count keeps the reads of a small state short; the bytes amortize rewriting a
+  // big one (each snapshot is paid for by at least ratio x its own size of new events, so
+  // the snapshot bytes written stay within about (1 + 1/ratio) x the event bytes, and a
+  // read folds at most about (1 + ratio) x the state).
+  return events >= options_.snapshot_every_events &&
+         static_cast<double>(bytes) >= options_.snapshot_bytes_ratio * static_cast<double>(snapshot_bytes);
+}
+
 void Journal::Impl::handle_touched(const Pending& pending, SnapshotCounts& counts) {
   const CommitRequest& request = pending.request;
-  for (std::uint32_t first : pending.entity_events) {
-    const std::string& entity = request.events[first].entity_key;
-    std::uint32_t& count = counts.at(SnapshotCounts::id(pending.shard->index, entity));
-    bool given = false;
-    for (const auto& snapshot : request.snapshots) given |= snapshot.entity_key == entity;
-    if (given) {
-      count = 0;
-    } else if (++count >= options_.snapshot_every_events) {
-      if (make_snapshot(*pending.shard, entity, pending.result.revision).is_ok()) count = 0;
+  for (std::size_t i = 0; i < pending.entity_events.size(); ++i) {
+    const std::string& entity = request.events[pending.entity_events[i]].entity_key;
+    SnapshotCount& count = counts.at(SnapshotCounts::id(pending.shard->index, entity));
+    const EntitySnapshot* given = nullptr;
+    for (const auto& snapshot : request.snapshots) {
+      if (snapshot.entity_key == entity) given = &snapshot;
     }
+    if (given != nullptr) {
+      count = SnapshotCount{0, 0, static_cast<std::uint32_t>(given->state.size())};
+      continue;
+    }
+    const Pending::EntityTotals& totals = pending.entity_totals[i];
+    count.events = static_cast<std::uint32_t>(std::min<std::uint64_t>(UINT32_MAX, count.events + std::uint64_t{totals.events}));
+    count.bytes += totals.bytes;
+    if (!snapshot_due(count.events, count.bytes, count.snapshot_bytes)) continue;
+    // On failure the count stays, and the entity's next event tries again.
+    auto made = make_snapshot(*pending.shard, entity, pending.result.revision);
+    if (made) count = *made;
   }
 }
 
-Status Journal::Impl::make_snapshot(const ShardState& shard, std::string_view entity, Revision revision) {
+Result<SnapshotCount> Journal::Impl::make_snapshot(const ShardState& shard, std::string_view entity,
+                                                   Revision revision) {
+  auto count_of = [](std::uint64_t events, std::uint64_t bytes, std::size_t snapshot_bytes) {
+    return SnapshotCount{bytes, static_cast<std::uint32_t>(std::min<std::uint64_t>(events, UINT32_MAX)),
+                         static_cast<std::uint32_t>(std::min<std::size_t>(snapshot_bytes, UINT32_MAX))};
+  };
   std::string state;
   {
     ReadView view(db_);
     if (revision < shard.compacted_revision.load()) return Status(StatusCode::kCompacted, "compacted");
     auto history = read_entity(shard, entity, revision, view);
     if (!history) return history.status();
-    if (!history->exists || history->events.empty()) return Status::ok();
+    const std::size_t snapshot_bytes = history->snapshot ? history->snapshot->size() : 0;
+    std::uint64_t bytes = 0;
+    for (const auto& [at, payload] : history->events) bytes += entity.size() + payload.size();
+    // Not due by the disk's count: the in-memory one had forgotten the snapshot's size (a
+    // restart, an eviction). Learning it costs this read, not a snapshot of a big state.
+    // (Also the case of a snapshot at this very revision, from read repair or compaction.)
+    if (!history->exists || !snapshot_due(history->events.size(), bytes, snapshot_bytes)) {
+      return count_of(history->events.size(), bytes, snapshot_bytes);
+    }
     state = fold(entity, *history);
   }
-  if (state.size() > limits::snapshot_bytes_max) return Status(StatusCode::kInvalidArgument, "snapshot too large");
+  // Over the limit (a domain bug): not written, but counted as made, so the entity is not
+  // folded again at its very next event; the bytes rule spaces the next try.
+  if (state.size() > limits::snapshot_bytes_max) return count_of(0, 0, state.size());
   rocksdb::WriteBatch batch;
   batch.Put(shard.cf, enc::entity_key(enc::kSnapshotTag, entity, revision), state);
   // Derived data: without its own fsync (the next synced commit carries it; a crash loses
   // at most some snapshots, which the next events rebuild).
   Status status = write_side(batch, /*sync=*/false, shard.name + ": writing a snapshot");
-  if (status) stat_snapshots_made_.fetch_add(1, std::memory_order_relaxed);
-  return status;
+  if (!status) return status;
+  stat_snapshots_made_.fetch_add(1, std::memory_order_relaxed);
+  stat_snapshot_bytes_made_.fetch_add(state.size(), std::memory_order_relaxed);
+  return count_of(0, 0, state.size());
 }
 
 void Journal::Impl::repair(const ShardState& shard, std::string_view entity, const EntityHistory& history,
                            const std::string& state) const {
   const std::uint32_t every = options_.snapshot_every_events;
   if (every == 0 || history.events.size() <= 2ull * every || state.size() > limits::snapshot_bytes_max) return;
+  // The snapshot thread's rule with twice the slack, so a read does not race it to write
+  // the snapshot it is about to write anyway: only an entity whose count was forgotten (a
+  // restart, an eviction from SnapshotCounts) gets this far.
+  std::uint64_t bytes = 0;
+  for (const auto& [revision, payload] : history.events) bytes += entity.size() + payload.size();
+  const std::uint64_t snapshot_bytes = history.snapshot ? history.snapshot->size() : 0;
+  if (!snapshot_due(history.events.size() / 2, bytes / 2, snapshot_bytes)) return;
   rocksdb::WriteBatch batch;
   batch.Put(shard.cf, enc::entity_key(enc::kSnapshotTag, entity, history.mod_revision), state);
   // A read may write: the snapshot is derived data, deterministic, and keyed by the
@@ -1226,6 +1333,7 @@ void Journal::Impl::repair(const ShardState& shard, std::string_view entity, con
   auto* self = const_cast<Impl*>(this);
   if (self->write_side(batch, /*sync=*/false, shard.name + ": writing a read-repair snapshot").is_ok()) {
     self->stat_snapshots_made_.fetch_add(1, std::memory_order_relaxed);
+    self->stat_snapshot_bytes_made_.fetch_add(state.size(), std::memory_order_relaxed);
   }
 }
 
@@ -1739,6 +1847,37 @@ Result<std::optional<Revision>> Journal::Impl::dedupe_revision(ShardId shard_id,
   return std::optional<Revision>(*revision);
 }
 
+Result<std::vector<IndexEntry>> Journal::Impl::index_scan(ShardId shard_id, std::string_view prefix,
+                                                          std::string_view start_after, std::size_t limit) const {
+  auto shard = shard_or_error(shard_id);
+  if (!shard) return shard.status();
+  limit = std::clamp<std::size_t>(limit, 1, limits::index_scan_entries_max);
+  // The latest state, as RocksDB shows it: it applies a synced batch to the memtable only
+  // after the batch's WAL sync returned OK (a failed sync applies nothing), so no index
+  // write is visible before it is durable. No revision check: the index has no history.
+  ReadView view(db_);
+  // Bounded above by the prefix's end, so a scan never walks on over the deletion
+  // tombstones of later keys (an index churns: orders open and close) or other tags.
+  const std::string end = enc::index_prefix_end(prefix);
+  rocksdb::Slice upper_bound(end);
+  rocksdb::ReadOptions options = view.options;
+  options.iterate_upper_bound = &upper_bound;
+  std::string from = enc::index_key(prefix);
+  if (!start_after.empty() && start_after >= prefix) {
+    from = enc::index_key(start_after);
+    from.push_back('\0');  // the first key after start_after
+  }
+  const std::string key_prefix = enc::index_key(prefix);
+  std::vector<IndexEntry> entries;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, (*shard)->cf));
+  for (it->Seek(from); it->Valid() && entries.size() < limit; it->Next()) {
+    if (!starts_with(it->key(), key_prefix)) break;
+    entries.push_back(IndexEntry{std::string(view_key(it->key()).substr(1)), std::string(view_key(it->value()))});
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), (*shard)->name + ": scanning the index");
+  return entries;
+}
+
 Result<std::optional<std::int64_t>> Journal::Impl::input_offset(ShardId shard_id, std::string_view source) const {
   auto shard = shard_or_error(shard_id);
   if (!shard) return shard.status();
@@ -1869,6 +2008,11 @@ bool Journal::wait_for_outbox(ShardId shard, OutboxPosition from, std::chrono::m
 
 Result<std::optional<Revision>> Journal::dedupe_revision(ShardId shard, std::string_view dedupe_key) const {
   return impl_->dedupe_revision(shard, dedupe_key);
+}
+
+Result<std::vector<IndexEntry>> Journal::index_scan(ShardId shard, std::string_view prefix, std::string_view start_after,
+                                                    std::size_t limit) const {
+  return impl_->index_scan(shard, prefix, start_after, limit);
 }
 
 void Journal::wait_for_snapshots() const { impl_->wait_for_snapshots(); }

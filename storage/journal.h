@@ -77,10 +77,22 @@ struct JournalOptions {
   std::size_t commit_queue_commands = 65536;
   std::size_t commit_queue_bytes = 256 * 1024 * 1024;
 
-  // The journal writes a snapshot of an entity (asking the folder) once it has this many
-  // events after its latest snapshot, in the background; caller-supplied snapshots reset
-  // the count. Bounds the work of get() at any revision. 0 disables journal-made snapshots.
+  // The journal writes a snapshot of an entity (asking the folder), in the background,
+  // once it has at least snapshot_every_events events since its latest snapshot AND those
+  // events hold at least snapshot_bytes_ratio times as many bytes (entity key + payload
+  // each) as that snapshot (checked against the disk before folding, so a size forgotten
+  // in a restart costs a read, not a snapshot). The count bounds the work of get() for
+  // small states; the bytes keep a big, hot state (a SKU with 100,000 reservations) from
+  // being rewritten every few events: snapshot bytes written stay within about
+  // (1 + 1/ratio) x the event bytes, and a get() folds at most about (1 + ratio) x the
+  // state's size. Caller-supplied snapshots reset both. 0 events disables journal-made
+  // snapshots (and read repair); ratio 0 is the count alone.
   std::uint32_t snapshot_every_events = 64;
+  double snapshot_bytes_ratio = 1.0;
+  // Entities whose counts the snapshot thread keeps in memory (an approximate LRU: two
+  // generations of half this each). A forgotten entity starts counting again; read repair
+  // bounds what a lost count costs a read.
+  std::size_t snapshot_tracked_entities_max = 262'144;
 
   OpenVerification open_verification = OpenVerification::kFull;
   std::size_t open_verify_tail_revisions = 100'000;
@@ -115,8 +127,10 @@ struct JournalStats {
   std::uint64_t noop_commands = 0;    // durable commands without events
   std::uint64_t batches = 0;          // synced writes
   std::uint64_t batch_bytes = 0;      // bytes handed to RocksDB in synced writes
-  std::uint64_t snapshots_made = 0;   // snapshots the journal folded itself
-  std::uint64_t snapshots_given = 0;  // snapshots supplied by callers
+  std::uint64_t snapshots_made = 0;             // snapshots the journal folded (incl. read repair)
+  std::uint64_t snapshot_bytes_made = 0;        // the state bytes of those
+  std::uint64_t snapshots_given = 0;            // snapshots supplied by callers
+  std::uint64_t snapshot_tracked_entities = 0;  // entities the snapshot thread counts for now
 };
 
 class Watch;
@@ -134,8 +148,8 @@ class Watch;
 // Invariants:
 //  1. Per shard, revisions rise by exactly one per committed command with events; never
 //     skip, repeat or go back. No-op commands do not advance the revision.
-//  2. A command's events, log record, input position, outbox messages, dedupe keys and
-//     snapshots are written in one WriteBatch: all or none.
+//  2. A command's events, log record, input position, outbox messages, dedupe keys,
+//     snapshots and index changes are written in one WriteBatch: all or none.
 //  3. A commit is reported (callback/future) only after the synced write holding it
 //     returned OK; reads never see a revision before it is durable.
 //  4. Fail-stop: after any failed write the journal accepts no commit again; the failed
@@ -193,8 +207,9 @@ class Journal {
   Result<Watch> watch(ShardId shard, std::string key_prefix, Revision from_revision) const;
   // Makes revisions below `revision` unreadable and frees their space: snapshots each
   // entity as of `revision`, deletes older log records, version entries and snapshots, sent
-  // outbox entries and dedupe keys written before `revision`. Idempotent at the current
-  // compacted revision; kCompacted below it, kFutureRevision above revision().
+  // outbox entries and dedupe keys written before `revision`. The index (current state
+  // only) is left alone. Idempotent at the current compacted revision; kCompacted below
+  // it, kFutureRevision above revision().
   Status compact(ShardId shard, Revision revision);
   // Hex SHA-256 over the shard's entities as of `revision`, sorted by key, each as
   // (le64 key length, key, le64 state length, state). Independent of history and snapshots.
@@ -213,6 +228,16 @@ class Journal {
   Status mark_sent(ShardId shard, OutboxPosition up_to);
   // Waits until an outbox entry at or after `from` is durable; false on timeout.
   bool wait_for_outbox(ShardId shard, OutboxPosition from, std::chrono::milliseconds timeout) const;
+
+  // --- index ---------------------------------------------------------------------------------
+  // Index entries whose key starts with prefix, in key order, after start_after, at most
+  // limit (capped at limits::index_scan_entries_max). Reads the latest durable state: one
+  // consistent view per call, and only durable writes are ever visible (RocksDB applies a
+  // synced batch only after its WAL sync returned OK). Page on with start_after = the last
+  // key returned; a call that returns fewer than the (capped) limit reached the end.
+  Result<std::vector<IndexEntry>> index_scan(ShardId shard, std::string_view prefix,
+                                             std::string_view start_after = {},
+                                             std::size_t limit = limits::index_scan_entries_max) const;
 
   // --- dedupe --------------------------------------------------------------------------------
   // The revision that recorded dedupe_key (kept until compaction passes that revision).

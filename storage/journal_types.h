@@ -58,9 +58,19 @@ struct OutboxMessage {
   friend bool operator==(const OutboxMessage&, const OutboxMessage&) = default;
 };
 
+// A key of a shard's index: current state only (no revisions; reads see the latest
+// durable value), written in the same atomic batch as the command that carries it; never
+// compacted, not part of the digest or of the log. For small lookup sets such as "the open
+// orders and their deadlines" that a restart must find without scanning every entity.
+struct IndexEntry {
+  std::string key;
+  std::string value;
+  friend bool operator==(const IndexEntry&, const IndexEntry&) = default;
+};
+
 // One command's effects: ONE atomic unit in one shard. With no events it is a no-op: it
-// records its input position (and any outbox messages and dedupe keys) at the shard's
-// current revision, without a new revision.
+// records its input position (and any outbox messages, dedupe keys and index changes) at
+// the shard's current revision, without a new revision.
 struct CommitRequest {
   ShardId shard;
   std::vector<Event> events;
@@ -69,6 +79,11 @@ struct CommitRequest {
   std::vector<std::string> dedupe_keys;
   // Optional; each must name an entity that has events in this command.
   std::vector<EntitySnapshot> snapshots;
+  // Index changes, applied with the command: first every delete, then every put (a key
+  // both deleted and put ends up put; of two puts of one key the later wins). Commands
+  // apply in commit order, so a later command's change of a key wins over an earlier one's.
+  std::vector<IndexEntry> index_put;
+  std::vector<std::string> index_delete;
 };
 
 // Where an outbox message sits in its shard's outbox: the revision of the command that

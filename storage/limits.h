@@ -25,7 +25,13 @@ inline constexpr std::size_t outbox_headers_max = 32;
 inline constexpr std::size_t command_dedupe_keys_max = 16;
 inline constexpr std::size_t dedupe_key_bytes_max = 512;
 inline constexpr std::size_t input_source_bytes_max = 512;
-// All of one command's bytes (events, snapshots, outbox, keys).
+// The shard index (CommitRequest::index_put/index_delete): small current-state lookup keys
+// such as "open order -> deadline". A key is far above "open/<deadline>/<order id>"; a value
+// holds a few ids and times, not a state (states are entities); a command changes a handful.
+inline constexpr std::size_t index_key_bytes_max = 512;
+inline constexpr std::size_t index_value_bytes_max = 4096;
+inline constexpr std::size_t index_entries_per_command_max = 64;  // puts + deletes
+// All of one command's bytes (events, snapshots, outbox, keys, index entries).
 inline constexpr std::size_t command_bytes_max = 128 * 1024 * 1024;
 
 // --- group commit --------------------------------------------------------------------------
@@ -47,13 +53,19 @@ inline constexpr std::size_t range_page_entities_max = 10'000;
 // prefix returns in bounded time; the cursor resumes where it stopped.
 inline constexpr std::size_t watch_scan_records_max = 10'000;
 inline constexpr std::size_t outbox_read_entries_max = 10'000;
+// Index entries returned by one index_scan() call; more come with the next call (start_after).
+inline constexpr std::size_t index_scan_entries_max = 10'000;
 
 // --- snapshots -----------------------------------------------------------------------------
 inline constexpr std::uint32_t snapshot_every_events_max = 1 << 20;
-// Entities whose "events since the last snapshot" the snapshot thread tracks in memory
-// (two generations of half this each, an approximate LRU); an entity it forgets restarts
-// its count, and read repair bounds what that costs (docs/journal.md).
-inline constexpr std::size_t snapshot_tracked_entities_max = 1 << 18;
+// Cap on JournalOptions::snapshot_bytes_ratio: past it a read could fold a thousand times
+// an entity's state, which no setting should allow.
+inline constexpr double snapshot_bytes_ratio_max = 1000.0;
+// Cap on JournalOptions::snapshot_tracked_entities_max (default 262,144): the entities whose
+// "events and bytes since the last snapshot" the snapshot thread keeps in memory, about 60
+// bytes each; an entity it forgets restarts its count, and read repair bounds what that
+// costs (docs/journal.md).
+inline constexpr std::size_t snapshot_tracked_entities_max = 1 << 24;
 // Durable entity changes waiting for the snapshot thread; when full, the completion thread
 // waits (push-back) rather than forgetting a change.
 inline constexpr std::size_t snapshot_inbox_entries_max = 1 << 18;

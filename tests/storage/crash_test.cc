@@ -4,7 +4,7 @@
 //   - every reported commit is there, at its reported revision;
 //   - each shard's revisions are contiguous (open verifies, and the log is read back);
 //   - no command is half applied: a command's events, log record, outbox message, input
-//     position and dedupe key are all there, or none is;
+//     position, dedupe key and index change are all there, or none is;
 //   - per thread, the durable commands are exactly a prefix of what it submitted;
 //   - the shard digest equals a rebuild that folds every event from scratch.
 // The seed is printed; FFE_CRASH_SEED=<n> replays one run's kill timings.
@@ -59,6 +59,7 @@ Totals verify(const std::string& dir, const std::vector<Reported>& reported) {
   Journal& journal = **opened;
 
   std::map<std::pair<int, std::int64_t>, Revision> position_of;  // (thread, seq) -> outbox revision
+  std::map<int, std::int64_t> last_seq;                            // thread -> its input offset
   for (ShardId shard : testing::kCrashShards) {
     const Revision head = *journal.revision(shard);
     // The log, read back in order: contiguous, each record whole.
@@ -148,6 +149,19 @@ Totals verify(const std::string& dir, const std::vector<Reported>& reported) {
           EXPECT_EQ(**dedupe, (position_of[{thread, seq}]));
         }
       }
+      // The index: exactly the thread's last kCrashIndexWindow durable commands (each
+      // command put its own key and deleted the one kCrashIndexWindow before it).
+      std::vector<IndexEntry> expected_index;
+      for (std::int64_t seq = std::max<std::int64_t>(0, last - testing::kCrashIndexWindow + 1); seq <= last; ++seq) {
+        expected_index.push_back(IndexEntry{testing::crash_index_key(thread, seq), std::to_string(seq)});
+      }
+      auto index = journal.index_scan(shard, testing::crash_index_prefix(thread));
+      EXPECT_TRUE(index.is_ok()) << index.status().to_string();
+      if (index) {
+        EXPECT_EQ(*index, expected_index) << "thread " << thread << ": the index is not its last "
+                                          << testing::kCrashIndexWindow << " commands up to " << last;
+      }
+      last_seq[thread] = last;
       totals.commands += static_cast<std::uint64_t>(last + 1);
     }
 
@@ -171,6 +185,15 @@ Totals verify(const std::string& dir, const std::vector<Reported>& reported) {
                                          << " at revision " << report.revision << " was lost";
     if (it != position_of.end()) {
       EXPECT_EQ(it->second, report.revision);
+    }
+    // ...and so is its index entry, unless a later durable command of its thread deleted it.
+    EXPECT_LE(report.seq, last_seq[report.thread]);
+    if (report.seq > last_seq[report.thread] - testing::kCrashIndexWindow) {
+      auto index = journal.index_scan(testing::crash_shard(report.thread),
+                                      testing::crash_index_key(report.thread, report.seq), {}, 1);
+      EXPECT_TRUE(index.is_ok() && index->size() == 1 &&
+                  (*index)[0].key == testing::crash_index_key(report.thread, report.seq))
+          << "acknowledged commit " << report.thread << "/" << report.seq << " lost its index entry";
     }
   }
   return totals;

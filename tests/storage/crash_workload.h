@@ -4,9 +4,13 @@
 // to shard t % 2; command (t, seq) is either
 //   - a change: 3 events (e/<t>/<seq%5>, e/<t>/all, shared/<seq%3>), or
 //   - every 10th one, a no-op: no events, so no new revision,
-// and always 1 outbox message ("<t> <seq>"), the input position ("load/<t>", seq) and the
-// dedupe key "d/<t>/<seq>". All of a command's parts must be present, or none.
+// and always 1 outbox message ("<t> <seq>"), the input position ("load/<t>", seq), the
+// dedupe key "d/<t>/<seq>", and an index change: put "idx/<t>/<seq>" (seq zero-padded, so
+// key order is seq order) = "<seq>", delete the key of seq - kCrashIndexWindow. So the
+// index of thread t always holds exactly its last kCrashIndexWindow durable commands. All
+// of a command's parts must be present, or none.
 
+#include <cstdio>
 #include <string>
 
 #include "storage/journal.h"
@@ -21,6 +25,13 @@ inline std::string crash_source(int thread) { return "load/" + std::to_string(th
 inline bool crash_is_noop(std::int64_t seq) { return seq % 10 == 9; }
 inline std::string crash_dedupe(int thread, std::int64_t seq) {
   return "d/" + std::to_string(thread) + "/" + std::to_string(seq);
+}
+inline constexpr std::int64_t kCrashIndexWindow = 3;
+inline std::string crash_index_prefix(int thread) { return "idx/" + std::to_string(thread) + "/"; }
+inline std::string crash_index_key(int thread, std::int64_t seq) {
+  char digits[24];
+  std::snprintf(digits, sizeof digits, "%012lld", static_cast<long long>(seq));
+  return crash_index_prefix(thread) + digits;
 }
 inline std::string crash_outbox_payload(int thread, std::int64_t seq) {
   return std::to_string(thread) + " " + std::to_string(seq);
@@ -40,6 +51,8 @@ inline CommitRequest crash_command(int thread, std::int64_t seq) {
   request.input = InputPosition{crash_source(thread), seq};
   request.outbox.push_back(OutboxMessage{"crash", std::to_string(thread), crash_outbox_payload(thread, seq), {}});
   request.dedupe_keys.push_back(crash_dedupe(thread, seq));
+  request.index_put.push_back(IndexEntry{crash_index_key(thread, seq), std::to_string(seq)});
+  if (seq >= kCrashIndexWindow) request.index_delete.push_back(crash_index_key(thread, seq - kCrashIndexWindow));
   return request;
 }
 

@@ -26,6 +26,19 @@ TEST(JournalEncoding, EntityVersionsSortByEntityThenRevision) {
   EXPECT_EQ(enc::parse_log_key(enc::log_key(77)), 77u);
 }
 
+TEST(JournalEncoding, IndexKeysSortByKeyAndTheirPrefixEndBoundsThem) {
+  EXPECT_EQ(enc::index_key("open/1"), "nopen/1");
+  EXPECT_LT(enc::index_key("a"), enc::index_key("a/b"));
+  EXPECT_LT(enc::index_key("a/b"), enc::index_key("b"));
+  // Every key under the prefix is below the end; the next key past the prefix is not.
+  EXPECT_EQ(enc::index_prefix_end("a/"), "na0");
+  EXPECT_LT(enc::index_key(std::string("a/\xff\xff", 4)), enc::index_prefix_end("a/"));
+  EXPECT_GE(enc::index_key("a0"), enc::index_prefix_end("a/"));
+  EXPECT_EQ(enc::index_prefix_end(std::string("a\xff", 2)), "nb");
+  EXPECT_EQ(enc::index_prefix_end(""), "o");  // the whole index, nothing of the next tag
+  EXPECT_EQ(enc::index_prefix_end(std::string("\xff\xff", 2)), "o");
+}
+
 TEST(JournalEncoding, LogRecordRoundTrips) {
   CommitRequest request;
   request.events = {Event{"order/o-1", std::string("\0\x01payload", 9)}, Event{"sku/s", ""}};

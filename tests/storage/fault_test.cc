@@ -119,6 +119,63 @@ TEST_F(FaultTest, AFailedSyncStopsTheJournalAndNothingLaterIsAcknowledged) {
   expect_acknowledged_survive(acknowledged);
 }
 
+TEST_F(FaultTest, TheJournalShowsNoIndexWriteBeforeItIsDurableNorAnyOfAFailedBatch) {
+  auto index_keys = [](Journal& journal, std::string_view prefix) {
+    std::vector<std::string> keys;
+    auto entries = journal.index_scan(kShard, prefix);
+    EXPECT_TRUE(entries.is_ok()) << entries.status().to_string();
+    if (entries) {
+      for (const auto& entry : *entries) keys.push_back(entry.key);
+    }
+    return keys;
+  };
+  // Command i of the failing run: event on "lost/i", index key "lost/i".
+  auto lost_command = [](int i) {
+    CommitRequest request = one_event(kShard, "lost/" + std::to_string(i), 1);
+    request.index_put = {{"lost/" + std::to_string(i), "v"}};
+    return request;
+  };
+  {
+    auto journal = open(options());
+    CommitRequest kept = one_event(kShard, "a", 1);
+    kept.index_put = {{"kept", "1"}};
+    commit_ok(*journal, kept);
+
+    // Held inside its synced write: nothing of the batch is visible, not even to the index.
+    fs_->block_syncs(true);
+    CommitRequest held = one_event(kShard, "a", 1);
+    held.index_put = {{"held", "1"}};
+    held.index_delete = {"kept"};
+    auto future = journal->commit(held);
+    for (int i = 0; i < 500 && fs_->syncs_blocked_now() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(fs_->syncs_blocked_now(), 1);
+    EXPECT_EQ(index_keys(*journal, ""), std::vector<std::string>{"kept"});
+    fs_->block_syncs(false);
+    ASSERT_TRUE(future.get().status.is_ok());
+    EXPECT_EQ(index_keys(*journal, ""), std::vector<std::string>{"held"});
+
+    // A failed sync: the failing batch and everything behind it leave no index write.
+    fs_->fail_sync(Fault::kIoError);
+    std::vector<std::future<CommitResult>> results;
+    for (int i = 0; i < 50; ++i) results.push_back(journal->commit(lost_command(i)));
+    for (auto& result : results) EXPECT_FALSE(result.get().status.is_ok());
+    EXPECT_EQ(index_keys(*journal, ""), std::vector<std::string>{"held"});
+    fs_->fail_sync(Fault::kNone);
+  }
+  // After a restart the failed batch may or may not be there (its bytes may have reached
+  // the disk), but whole: each index key exactly with its command's event.
+  auto journal = open(options(/*faulty=*/false));
+  ASSERT_TRUE(journal);
+  const Revision head = *journal->revision(kShard);
+  auto page = journal->range(kShard, "lost/", head);
+  ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+  std::vector<std::string> entities;
+  for (const auto& entry : page->entries) entities.push_back(entry.entity_key);
+  EXPECT_EQ(index_keys(*journal, "lost/"), entities);
+  EXPECT_EQ(index_keys(*journal, "held"), std::vector<std::string>{"held"});
+  EXPECT_TRUE(index_keys(*journal, "kept").empty());
+}
+
 TEST_F(FaultTest, AFailedAppendForLackOfSpaceStopsTheJournalWithNoSpace) {
   Revision acknowledged = 0;
   {

@@ -1,0 +1,69 @@
+#include "actors/runtime/folder.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "actors/order/order.h"
+#include "actors/sku/sku.h"
+#include "events/assert.h"
+
+namespace ffe::runtime {
+
+std::string deterministic_bytes(const google::protobuf::MessageLite& message) {
+  message.ByteSizeLong();  // SerializeWithCachedSizes needs the cached sizes
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeWithCachedSizes(&coded);
+    FFE_ASSERT(!coded.HadError(), "serializing a snapshot failed");
+  }
+  return out;
+}
+
+namespace {
+
+constexpr std::string_view kSkuPrefix = "sku/";
+constexpr std::string_view kOrderPrefix = "order/";
+
+template <class Snapshot>
+Snapshot parse_snapshot(std::string_view key, std::string_view bytes) {
+  Snapshot snapshot;
+  FFE_ASSERT(snapshot.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())),
+             ("undecodable snapshot of " + std::string(key)).c_str());
+  return snapshot;
+}
+
+template <class Event>
+Event parse_event(std::string_view key, std::string_view bytes) {
+  Event event;
+  FFE_ASSERT(event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())),
+             ("undecodable event of " + std::string(key)).c_str());
+  return event;
+}
+
+}  // namespace
+
+std::string DomainFolder::fold(std::string_view entity_key, std::optional<std::string_view> snapshot,
+                               std::span<const std::string_view> events) {
+  if (entity_key.starts_with(kSkuPrefix)) {
+    const std::string_view id = entity_key.substr(kSkuPrefix.size());
+    sku::State state;
+    if (snapshot) state = sku::from_snapshot(parse_snapshot<v1::SkuSnapshot>(entity_key, *snapshot));
+    for (std::string_view bytes : events) sku::evolve(state, id, parse_event<v1::SkuEvent>(entity_key, bytes));
+    v1::SkuSnapshot out = sku::to_snapshot(state);
+    return deterministic_bytes(out);
+  }
+  if (entity_key.starts_with(kOrderPrefix)) {
+    order::State state;
+    if (snapshot) state = order::from_snapshot(parse_snapshot<v1::OrderSnapshot>(entity_key, *snapshot));
+    for (std::string_view bytes : events) order::evolve(state, parse_event<v1::OrderEvent>(entity_key, bytes));
+    v1::OrderSnapshot out = order::to_snapshot(state);
+    return deterministic_bytes(out);
+  }
+  FFE_ASSERT(false, ("an entity key ffe does not know: " + std::string(entity_key)).c_str());
+  return {};
+}
+
+}  // namespace ffe::runtime

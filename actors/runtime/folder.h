@@ -1,0 +1,31 @@
+#pragma once
+// The domain's StateFolder: turns "snapshot + later events" of an entity into its canonical
+// state bytes, for the journal's reads, snapshots and digests (storage/journal.h), and for
+// replay. Keys: "sku/<sku>" folds SkuEvents into a SkuSnapshot, "order/<orderId>" folds
+// OrderEvents into an OrderSnapshot, through the pure evolve() functions; the state bytes are
+// the snapshot's deterministic binary serialization, so equal states give equal bytes
+// whatever history built them (the digest's requirement).
+
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <google/protobuf/message_lite.h>
+
+#include "storage/journal.h"
+
+namespace ffe::runtime {
+
+class DomainFolder final : public storage::StateFolder {
+ public:
+  // Stateless and thread-safe. An unknown key prefix or undecodable bytes are a corrupted
+  // journal: it aborts with the key (the journal's checksums make that a programmer error).
+  std::string fold(std::string_view entity_key, std::optional<std::string_view> snapshot,
+                   std::span<const std::string_view> events) override;
+};
+
+// Deterministic binary serialization of a protobuf message (the canonical state bytes).
+std::string deterministic_bytes(const google::protobuf::MessageLite& message);
+
+}  // namespace ffe::runtime

@@ -1,0 +1,1271 @@
+// The actor runtime (runtime.h has the contract, docs/runtime.md the design).
+//
+// Shape, per shard: one router actor owns the shard's entity actors (spawn on first use,
+// passivation, the live cap); every message for an entity goes through its shard's router,
+// which keeps per-sender FIFO order. An entity actor holds its aggregate's state, decides one
+// command at a time, evolves, and hands the events to the journal (storage::Journal::submit)
+// without waiting: the journal's completion thread answers once the batch is durable.
+// Answers that need no new events (duplicates, rejections) wait for the entity's latest
+// in-flight commit ("tail"), because they were decided on state that may not be durable yet.
+//
+// Messages between entities (an order's StockCommands to SKUs, a SKU's StockReply to the
+// order) are sent from commit callbacks, i.e. after durability, and are not journaled: after
+// a crash, every open order (found through the journal's index) sends its outstanding
+// requests again, and every receiver treats a repeated command id as the same request.
+// Messages for the outside world (payment and shipment requests, outcomes) go through the
+// journal's outbox, in the same batch as the events that caused them; one relay thread per
+// shard hands durable outbox entries to the Egress.
+
+#include "actors/runtime/runtime.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "actors/runtime/folder.h"
+#include "events/assert.h"
+#include "events/validate.h"
+#include "ffe/v1/outcomes.pb.h"
+#include "storage/journal.h"
+
+// ---- CAF message types (before caf/all.hpp, as CAF 0.17 requires) ------------------------------
+
+#include "caf/fwd.hpp"
+#include "caf/type_id.hpp"
+
+namespace ffe::runtime {
+struct Item;
+// The one message type between ffe's actors: a pointer to a unit of work. In-process only
+// (never serialized), so its inspector names the type and nothing else.
+struct Mail {
+  std::shared_ptr<Item> item;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Mail&) {
+  return f(caf::meta::type_name("ffe.mail"));
+}
+}  // namespace ffe::runtime
+
+CAF_BEGIN_TYPE_ID_BLOCK(ffe_runtime, first_custom_type_id)
+CAF_ADD_TYPE_ID(ffe_runtime, (ffe::runtime::Mail))
+CAF_ADD_ATOM(ffe_runtime, ffe::runtime::atoms, tick_atom, "tick")
+CAF_ADD_ATOM(ffe_runtime, ffe::runtime::atoms, stopped_atom, "stopped")
+CAF_ADD_ATOM(ffe_runtime, ffe::runtime::atoms, busy_atom, "busy")
+CAF_END_TYPE_ID_BLOCK(ffe_runtime)
+
+#include "caf/all.hpp"
+
+namespace ffe::runtime {
+
+using storage::CommitRequest;
+using storage::CommitResult;
+using storage::InputPosition;
+
+namespace {
+
+constexpr std::string_view kSkuPrefix = "sku/";
+constexpr std::string_view kOrderPrefix = "order/";
+// The journal index entry of an open order: "open/<orderId>" -> its order deadline (ms).
+constexpr std::string_view kOpenPrefix = "open/";
+constexpr std::string_view kProtobufContentType = "application/x-protobuf";
+// The retry attempt from which an order also resends its in-process StockCommands (see
+// resend_outstanding): with the default backoff, about 1.4 s after the step began.
+constexpr int kInternalResendAttempt = 4;
+constexpr std::uint32_t kDefaultShards = 8;
+
+std::int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string serialize(const google::protobuf::MessageLite& message) {
+  std::string out;
+  message.SerializeToString(&out);
+  return out;
+}
+
+}  // namespace
+
+ShardId shard_of(std::string_view entity_id, std::uint32_t shards) {
+  FFE_ASSERT(shards > 0, "shard_of needs at least one shard");
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a 64
+  for (unsigned char c : entity_id) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return ShardId{static_cast<std::uint32_t>(hash % shards)};
+}
+
+std::string sku_key(std::string_view sku) { return std::string(kSkuPrefix) + std::string(sku); }
+std::string order_key(std::string_view order_id) { return std::string(kOrderPrefix) + std::string(order_id); }
+
+// ---- units of work ---------------------------------------------------------------------------
+
+struct InventoryWork {
+  InventoryCommand command;
+  AckFn done;                  // an outside sender (holds a credit), or empty
+  std::string reply_to_order;  // an order's StockCommand: answer that order
+  std::optional<InputPosition> input;
+};
+struct OrderWork {
+  OrderCommand command;
+  AckFn done;
+  std::optional<InputPosition> input;
+};
+struct StockReplyWork {
+  v1::StockReply reply;
+};
+struct RecoverWork {};  // an open order found at open(): resend, re-arm
+struct TimerWork {
+  enum class What { kExpire, kRetry } what;
+  std::uint64_t generation;
+  int attempt = 1;
+};
+struct PassivateWork {};
+
+struct Item {
+  std::string entity_id;  // the SKU or the order id (routing)
+  bool is_sku = false;
+  bool counted = false;   // part of Impl::busy_ (wait_quiet)
+  std::variant<InventoryWork, OrderWork, StockReplyWork, RecoverWork, TimerWork, PassivateWork> work;
+};
+
+// The latest in-flight commit of an entity: answers decided on state that this commit (and
+// the entity's earlier ones) changed wait here until it is durable.
+struct Tail {
+  std::mutex mu;
+  bool done = false;
+  std::vector<std::function<void()>> waiters;
+
+  void complete() {
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard lock(mu);
+      done = true;
+      run.swap(waiters);
+    }
+    for (auto& fn : run) fn();
+  }
+};
+
+// ---- the runtime ------------------------------------------------------------------------------
+
+class Runtime::Impl {
+ public:
+  explicit Impl(Options options) : options_(std::move(options)) {}
+  ~Impl();
+
+  Status start();
+
+  // Routing: any thread.
+  void route(std::shared_ptr<Item> item);
+  void route_stock(v1::StockCommand command, const std::string& reply_to_order);
+  void route_stock_reply(v1::StockReply reply);
+
+  Status acquire_credit(Admission admission);
+  void release_credit();
+  AckFn with_credit(AckFn done);
+
+  void work_started() { busy_.fetch_add(1, std::memory_order_relaxed); }
+  void work_done() {
+    if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lock(quiet_mu_);
+      quiet_cv_.notify_all();
+    }
+  }
+
+  std::int64_t now_ms() const { return options_.clock ? options_.clock() : system_now_ms(); }
+
+  Options options_;
+  DomainFolder folder_;
+  std::unique_ptr<storage::Journal> journal_;
+  std::uint32_t shards_ = 0;
+  std::unique_ptr<caf::actor_system_config> config_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::vector<caf::actor> routers_;
+  std::atomic<bool> actors_running_{false};
+
+  // credits
+  std::mutex credit_mu_;
+  std::condition_variable credit_cv_;
+  std::size_t in_flight_ = 0;
+  std::size_t credit_waiters_ = 0;
+  bool closing_ = false;
+  std::size_t credit_low_water() const { return options_.max_in_flight - (options_.max_in_flight + 7) / 8; }
+
+  // quiet
+  std::atomic<std::int64_t> busy_{0};
+  std::mutex quiet_mu_;
+  std::condition_variable quiet_cv_;
+
+  // relays
+  std::atomic<bool> relays_stop_{false};
+  std::vector<std::thread> relays_;
+  void relay(ShardId shard);
+
+  // stats
+  std::atomic<std::uint64_t> commands_{0}, rejected_{0}, live_{0}, spawned_{0}, restored_{0},
+      passivated_{0}, failures_{0}, late_replies_{0}, unexpected_releases_{0}, expired_{0},
+      retries_{0}, recovered_{0}, submit_waits_{0};
+};
+
+// ---- entity actors ----------------------------------------------------------------------------
+
+namespace {
+
+using Impl = Runtime::Impl;
+
+// What every entity actor shares: identity, the tail of its in-flight commits, and how to
+// answer after durability.
+struct EntityBase {
+  Impl* rt = nullptr;
+  ShardId shard;
+  std::string id;
+  std::string key;
+  caf::actor router;
+  std::shared_ptr<Tail> tail;
+
+  bool commits_pending() {
+    if (!tail) return false;
+    std::lock_guard lock(tail->mu);
+    return !tail->done;
+  }
+
+  // Runs fn once everything this entity committed so far is durable (now, if it is).
+  void after_durable(std::function<void()> fn) {
+    if (tail) {
+      std::unique_lock lock(tail->mu);
+      if (!tail->done) {
+        tail->waiters.push_back(std::move(fn));
+        return;
+      }
+    }
+    fn();
+  }
+
+  // Submits a commit whose callback runs `on_durable(result)`, then completes the tail.
+  // Returns false (and runs nothing) when the journal refused it.
+  bool commit(CommitRequest request, std::function<void(const CommitResult&)> on_durable) {
+    auto next = std::make_shared<Tail>();
+    Status status = rt->journal_->submit(
+        std::move(request),
+        [next, on_durable = std::move(on_durable)](const CommitResult& result) {
+          on_durable(result);
+          next->complete();
+        },
+        storage::Admission::kWait);
+    if (!status) return false;
+    tail = std::move(next);
+    return true;
+  }
+
+};
+
+// Restores an entity from the journal at the shard's durable revision.
+template <class Snapshot>
+std::optional<Snapshot> load_snapshot(Impl* rt, ShardId shard, const std::string& key, bool* ok) {
+  *ok = true;
+  auto revision = rt->journal_->revision(shard);
+  if (!revision) {
+    *ok = false;
+    return std::nullopt;
+  }
+  auto state = rt->journal_->get(shard, key, *revision);
+  if (!state) {
+    spdlog::error("shard {}: restoring {} failed: {}", shard.value, key, state.status().to_string());
+    *ok = false;
+    return std::nullopt;
+  }
+  if (!state->has_value()) return std::nullopt;
+  Snapshot snapshot;
+  FFE_ASSERT(snapshot.ParseFromString((*state)->state), ("undecodable state of " + key).c_str());
+  return snapshot;
+}
+
+// A barrier: returns once every commit queued so far (by anyone) is durable or failed.
+void wait_for_queued_commits(Impl* rt, ShardId shard) {
+  CommitRequest barrier;
+  barrier.shard = shard;
+  rt->journal_->commit(std::move(barrier)).wait();
+}
+
+Ack failed_ack(ShardId shard, Status status) {
+  Ack ack;
+  ack.shard = shard;
+  ack.status = std::move(status);
+  return ack;
+}
+
+void answer(const AckFn& done, const Ack& ack) {
+  if (done) done(ack);
+}
+
+// The router's key for an entity: its kind and id ("s<sku>", "o<orderId>").
+std::string router_key(bool is_sku, std::string_view id) {
+  std::string key;
+  key.reserve(id.size() + 1);
+  key.push_back(is_sku ? 's' : 'o');
+  key.append(id);
+  return key;
+}
+
+// ---- SKU actor ----
+
+struct SkuActorState : EntityBase {
+  sku::State state;
+  bool restore_failed = false;
+};
+
+using SkuActor = caf::stateful_actor<SkuActorState>;
+
+void sku_restore(SkuActor* self) {
+  auto& s = self->state;
+  bool ok = true;
+  auto snapshot = load_snapshot<v1::SkuSnapshot>(s.rt, s.shard, s.key, &ok);
+  s.restore_failed = !ok;
+  s.state = snapshot ? sku::from_snapshot(*snapshot) : sku::State{};
+  if (snapshot) s.rt->restored_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void sku_handle(SkuActor* self, InventoryWork& work) {
+  auto& s = self->state;
+  Impl* rt = s.rt;
+  if (s.restore_failed) sku_restore(self);
+  if (s.restore_failed) {
+    answer(work.done, failed_ack(s.shard, Status(storage::StatusCode::kIoError, "could not restore " + s.key)));
+    rt->work_done();
+    return;
+  }
+  rt->commands_.fetch_add(1, std::memory_order_relaxed);
+  const std::int64_t now = rt->now_ms();
+  sku::Command command = std::visit([](auto& c) -> sku::Command { return std::move(c); }, work.command);
+  sku::Decision decision = sku::decide(s.state, command, now);
+  for (const v1::SkuEvent& event : decision.events) sku::evolve(s.state, s.id, event);
+
+  std::optional<v1::StockReply> reply;
+  if (auto* stock = std::get_if<v1::StockCommand>(&command)) reply = sku::answer(s.state, *stock, decision);
+  if (decision.rejected()) rt->rejected_.fetch_add(1, std::memory_order_relaxed);
+
+  // Where the answer goes once durable: the outside sender, or the order that asked.
+  auto deliver = [rt, done = std::move(work.done), reply_to = std::move(work.reply_to_order), reply,
+                  rejection = decision.rejection](Ack ack) mutable {
+    ack.rejection = std::move(rejection);
+    ack.stock_reply = reply;
+    if (done) {
+      done(ack);
+    } else if (!reply_to.empty() && reply && ack.status.is_ok()) {
+      rt->route_stock_reply(std::move(*reply));
+    }
+    rt->work_done();
+  };
+
+  if (decision.events.empty() && !work.input) {
+    s.after_durable([deliver = std::move(deliver), rt, shard = s.shard]() mutable {
+      Ack ack;
+      ack.shard = shard;
+      auto revision = rt->journal_->revision(shard);
+      if (revision) ack.revision = *revision;
+      deliver(std::move(ack));
+    });
+    return;
+  }
+  CommitRequest request;
+  request.shard = s.shard;
+  request.input = std::move(work.input);
+  request.events.reserve(decision.events.size());
+  for (const v1::SkuEvent& event : decision.events) request.events.push_back({s.key, serialize(event)});
+  const ShardId shard = s.shard;
+  auto shared_deliver = std::make_shared<decltype(deliver)>(std::move(deliver));
+  if (!s.commit(std::move(request), [shared_deliver, shard](const CommitResult& result) {
+        Ack ack;
+        ack.shard = shard;
+        ack.status = result.status;
+        ack.revision = result.revision;
+        ack.new_revision = result.new_revision;
+        (*shared_deliver)(std::move(ack));
+      })) {
+    // The journal refused the commit: it stopped or is closing. The in-memory state is ahead
+    // of the journal now; reload it from what is durable before anything else.
+    (*shared_deliver)(failed_ack(shard, rt->journal_->status().is_ok()
+                                            ? Status(storage::StatusCode::kClosed, "the journal is closing")
+                                            : rt->journal_->status()));
+    s.restore_failed = true;
+  }
+}
+
+caf::behavior sku_actor(SkuActor* self, Impl* rt, ShardId shard, std::string id, caf::actor router,
+                        bool after_failure) {
+  auto& s = self->state;
+  s.rt = rt;
+  s.shard = shard;
+  s.id = std::move(id);
+  s.key = sku_key(s.id);
+  s.router = std::move(router);
+  rt->spawned_.fetch_add(1, std::memory_order_relaxed);
+  rt->live_.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([rt] { rt->live_.fetch_sub(1, std::memory_order_relaxed); });
+  if (after_failure) wait_for_queued_commits(rt, shard);
+  sku_restore(self);
+  return {
+      [self](Mail& mail) {
+        auto& s = self->state;
+        Item& item = *mail.item;
+        if (std::holds_alternative<PassivateWork>(item.work)) {
+          if (s.commits_pending()) {
+            self->send(s.router, atoms::busy_atom_v, router_key(true, s.id), false);
+          } else {
+            self->send(s.router, atoms::stopped_atom_v, router_key(true, s.id));
+            self->quit();
+          }
+          return;
+        }
+        auto* work = std::get_if<InventoryWork>(&item.work);
+        FFE_ASSERT(work != nullptr, "a SKU actor got a message for an order");
+        try {
+          sku_handle(self, *work);
+        } catch (const std::exception& e) {
+          // Errors as values: the command is answered with the error, the failure counted and
+          // logged, and the actor restarts in place from its journal (its mailbox is kept).
+          s.rt->failures_.fetch_add(1, std::memory_order_relaxed);
+          spdlog::error("shard {}: {} failed on a command and restarts from the journal: {}",
+                        s.shard.value, s.key, e.what());
+          answer(work->done, failed_ack(s.shard, Status(storage::StatusCode::kIoError,
+                                                        s.key + " failed: " + e.what())));
+          s.rt->work_done();
+          wait_for_queued_commits(s.rt, s.shard);
+          sku_restore(self);
+        }
+      },
+  };
+}
+
+// ---- order actor ----
+
+struct OrderActorState : EntityBase {
+  order::State state;
+  bool restore_failed = false;
+  bool open_indexed = false;  // "open/<id>" is in the journal's index
+  std::uint64_t generation = 0;
+};
+
+using OrderActor = caf::stateful_actor<OrderActorState>;
+
+void order_restore(OrderActor* self) {
+  auto& s = self->state;
+  bool ok = true;
+  auto snapshot = load_snapshot<v1::OrderSnapshot>(s.rt, s.shard, s.key, &ok);
+  s.restore_failed = !ok;
+  s.state = snapshot ? order::from_snapshot(*snapshot) : order::State{};
+  s.open_indexed = s.state.exists() && !s.state.terminal();
+  if (snapshot) s.rt->restored_.fetch_add(1, std::memory_order_relaxed);
+}
+
+storage::OutboxMessage to_outbox(const Impl* rt, ShardId shard, const saga::Outbound& outbound) {
+  storage::OutboxMessage message;
+  message.headers.push_back({"content-type", std::string(kProtobufContentType)});
+  const std::string& prefix = rt->options_.topic_prefix;
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, v1::PaymentRequest>) {
+          message.topic = prefix + "payments.requests";
+          message.key = m.order_id();
+          message.payload = serialize(m);
+        } else if constexpr (std::is_same_v<T, v1::ShipmentRequest>) {
+          message.topic = prefix + "shipments.requests";
+          message.key = m.order_id();
+          message.payload = serialize(m);
+        } else if constexpr (std::is_same_v<T, v1::OrderOutcome>) {
+          // The revision is the terminal commit's: the relay sets it from the outbox position.
+          v1::OrderOutcome outcome = m;
+          outcome.set_shard(static_cast<std::int32_t>(shard.value));
+          message.topic = prefix + "orders.outcomes";
+          message.key = m.order_id();
+          message.payload = serialize(outcome);
+        } else {
+          FFE_ASSERT(false, "a StockCommand is not an outbox message");
+        }
+      },
+      outbound);
+  return message;
+}
+
+void arm_timers(OrderActor* self, int retry_attempt);
+
+// Sends what the order waits on again: StockCommands straight to the SKUs, requests to the
+// participants through the outbox (a no-op commit), so they leave only in order and durably.
+//
+// In-process messages (StockCommands, StockReplies) are not lost while the process lives:
+// CAF mailboxes do not drop, and a failing actor restarts in place with its mailbox. So the
+// retry timer resends them only late (include_internal from the fourth attempt), as a guard
+// against an actor lost outside ffe's handlers; resending them early under load only adds
+// load. Recovery after a restart resends everything.
+void resend_outstanding(OrderActor* self, bool include_internal) {
+  auto& s = self->state;
+  std::vector<saga::Outbound> outbound = saga::outstanding(s.state);
+  if (outbound.empty()) return;
+  CommitRequest request;
+  request.shard = s.shard;
+  std::vector<v1::StockCommand> stock;
+  for (saga::Outbound& message : outbound) {
+    if (auto* command = std::get_if<v1::StockCommand>(&message)) {
+      if (include_internal) stock.push_back(std::move(*command));
+    } else {
+      request.outbox.push_back(to_outbox(s.rt, s.shard, message));
+    }
+  }
+  if (stock.empty() && request.outbox.empty()) return;
+  s.rt->retries_.fetch_add(stock.size() + request.outbox.size(), std::memory_order_relaxed);
+  Impl* rt = s.rt;
+  std::string order_id = s.id;
+  if (request.outbox.empty()) {
+    s.after_durable([rt, stock = std::move(stock), order_id]() mutable {
+      for (auto& command : stock) rt->route_stock(std::move(command), order_id);
+    });
+    return;
+  }
+  rt->work_started();
+  if (!s.commit(std::move(request), [rt, stock = std::move(stock), order_id](const CommitResult& result) mutable {
+        if (result.status.is_ok()) {
+          for (auto& command : stock) rt->route_stock(std::move(command), order_id);
+        }
+        rt->work_done();
+      })) {
+    rt->work_done();
+  }
+}
+
+void order_apply(OrderActor* self, order::Command command, AckFn done, std::optional<InputPosition> input,
+                 bool counted) {
+  auto& s = self->state;
+  Impl* rt = s.rt;
+  auto finish = [rt, counted] {
+    if (counted) rt->work_done();
+  };
+  if (s.restore_failed) order_restore(self);
+  if (s.restore_failed) {
+    answer(done, failed_ack(s.shard, Status(storage::StatusCode::kIoError, "could not restore " + s.key)));
+    finish();
+    return;
+  }
+  rt->commands_.fetch_add(1, std::memory_order_relaxed);
+  const std::int64_t now = rt->now_ms();
+  const bool was_open = s.state.exists() && !s.state.terminal();
+  order::Decision decision = order::decide(s.state, command, now, rt->options_.order_policy);
+
+  if (decision.rejected()) {
+    rt->rejected_.fetch_add(1, std::memory_order_relaxed);
+    if (auto* reply = std::get_if<v1::StockReply>(&command)) {
+      rt->late_replies_.fetch_add(1, std::memory_order_relaxed);
+      // A RESERVED reply the order no longer holds took units at the SKU: give them back.
+      for (saga::Outbound& outbound : saga::answer_unexpected(s.state, *reply)) {
+        if (auto* release = std::get_if<v1::StockCommand>(&outbound)) {
+          rt->unexpected_releases_.fetch_add(1, std::memory_order_relaxed);
+          rt->route_stock(std::move(*release), s.id);
+        }
+      }
+    } else if (std::holds_alternative<v1::PaymentReply>(command) ||
+               std::holds_alternative<v1::ShipmentReply>(command)) {
+      rt->late_replies_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  if (decision.events.empty() && !input) {
+    Ack ack;
+    ack.shard = s.shard;
+    ack.rejection = decision.rejection;
+    s.after_durable([rt, ack, done = std::move(done), finish, shard = s.shard]() mutable {
+      auto revision = rt->journal_->revision(shard);
+      if (revision) ack.revision = *revision;
+      answer(done, ack);
+      finish();
+    });
+    return;
+  }
+
+  CommitRequest request;
+  request.shard = s.shard;
+  request.input = std::move(input);
+  std::vector<v1::StockCommand> stock;
+  for (const v1::OrderEvent& event : decision.events) {
+    if (event.has_step_timed_out()) rt->expired_.fetch_add(1, std::memory_order_relaxed);
+    order::evolve(s.state, event);
+    request.events.push_back({s.key, serialize(event)});
+    for (saga::Outbound& outbound : saga::react(s.state, event)) {
+      if (auto* command = std::get_if<v1::StockCommand>(&outbound)) {
+        stock.push_back(std::move(*command));
+      } else {
+        request.outbox.push_back(to_outbox(rt, s.shard, outbound));
+      }
+    }
+  }
+  const bool open = s.state.exists() && !s.state.terminal();
+  if (open && !s.open_indexed) {
+    request.index_put.push_back({std::string(kOpenPrefix) + s.id, std::to_string(s.state.deadline_at_ms)});
+    s.open_indexed = true;
+  } else if (!open && (s.open_indexed || was_open)) {
+    request.index_delete.push_back(std::string(kOpenPrefix) + s.id);
+    s.open_indexed = false;
+  }
+  Ack ack;
+  ack.shard = s.shard;
+  ack.rejection = decision.rejection;
+  const bool committed = s.commit(
+      std::move(request),
+      [rt, ack, done, finish, stock = std::move(stock), order_id = s.id](const CommitResult& result) mutable {
+        ack.status = result.status;
+        ack.revision = result.revision;
+        ack.new_revision = result.new_revision;
+        answer(done, ack);
+        if (result.status.is_ok()) {
+          for (auto& command : stock) rt->route_stock(std::move(command), order_id);
+        }
+        finish();
+      });
+  if (!committed) {
+    answer(done, failed_ack(s.shard, rt->journal_->status().is_ok()
+                                         ? Status(storage::StatusCode::kClosed, "the journal is closing")
+                                         : rt->journal_->status()));
+    finish();
+    s.restore_failed = true;
+    return;
+  }
+  if (!decision.events.empty()) arm_timers(self, 1);
+}
+
+// Arms the step's deadline and the retry of its outstanding requests; an older generation's
+// timers find a newer generation and do nothing.
+void arm_timers(OrderActor* self, int retry_attempt) {
+  auto& s = self->state;
+  const std::uint64_t generation = ++s.generation;
+  if (!s.state.exists() || s.state.terminal()) return;
+  const std::int64_t now = s.rt->now_ms();
+  auto make = [&](TimerWork::What what, int attempt) {
+    auto item = std::make_shared<Item>();
+    item->entity_id = s.id;
+    item->work = TimerWork{what, generation, attempt};
+    return Mail{std::move(item)};
+  };
+  if (s.state.step_deadline_at_ms > 0) {
+    const std::int64_t delay = std::max<std::int64_t>(0, s.state.step_deadline_at_ms - now);
+    self->delayed_send(self, std::chrono::milliseconds(delay + 1), make(TimerWork::What::kExpire, 0));
+  }
+  if (!saga::outstanding(s.state).empty()) {
+    const std::int64_t delay = saga::retry_delay_ms(s.rt->options_.retry, retry_attempt);
+    self->delayed_send(self, std::chrono::milliseconds(delay), make(TimerWork::What::kRetry, retry_attempt));
+  }
+}
+
+void order_handle(OrderActor* self, Item& item) {
+  auto& s = self->state;
+  std::visit(
+      [&](auto& work) {
+        using T = std::decay_t<decltype(work)>;
+        if constexpr (std::is_same_v<T, OrderWork>) {
+          order::Command command =
+              std::visit([](auto& c) -> order::Command { return std::move(c); }, work.command);
+          order_apply(self, std::move(command), std::move(work.done), std::move(work.input), item.counted);
+        } else if constexpr (std::is_same_v<T, StockReplyWork>) {
+          order_apply(self, std::move(work.reply), nullptr, std::nullopt, item.counted);
+        } else if constexpr (std::is_same_v<T, RecoverWork>) {
+          if (s.state.exists() && !s.state.terminal()) {
+            resend_outstanding(self, /*include_internal=*/true);
+            arm_timers(self, 1);
+            // An overdue deadline fires now (decide() compares it with the clock).
+            order_apply(self, order::Expire{}, nullptr, std::nullopt, false);
+          } else if (s.open_indexed || s.state.terminal()) {
+            // A stale index entry (terminal order): remove it.
+            CommitRequest request;
+            request.shard = s.shard;
+            request.index_delete.push_back(std::string(kOpenPrefix) + s.id);
+            s.commit(std::move(request), [](const CommitResult&) {});
+          }
+          if (item.counted) s.rt->work_done();
+        } else if constexpr (std::is_same_v<T, TimerWork>) {
+          if (work.generation != s.generation || !s.state.exists() || s.state.terminal()) return;
+          if (work.what == TimerWork::What::kExpire) {
+            order_apply(self, order::Expire{}, nullptr, std::nullopt, false);
+          } else {
+            resend_outstanding(self, /*include_internal=*/work.attempt >= kInternalResendAttempt);
+            const std::uint64_t generation = s.generation;
+            // Keep the deadline timer of this generation: re-arm only the retry.
+            auto next = std::make_shared<Item>();
+            next->entity_id = s.id;
+            next->work = TimerWork{TimerWork::What::kRetry, generation, work.attempt + 1};
+            self->delayed_send(self,
+                               std::chrono::milliseconds(saga::retry_delay_ms(s.rt->options_.retry, work.attempt + 1)),
+                               Mail{std::move(next)});
+          }
+        } else if constexpr (std::is_same_v<T, InventoryWork>) {
+          FFE_ASSERT(false, "an order actor got a message for a SKU");
+        }
+      },
+      item.work);
+}
+
+caf::behavior order_actor(OrderActor* self, Impl* rt, ShardId shard, std::string id, caf::actor router,
+                          bool after_failure) {
+  auto& s = self->state;
+  s.rt = rt;
+  s.shard = shard;
+  s.id = std::move(id);
+  s.key = order_key(s.id);
+  s.router = std::move(router);
+  rt->spawned_.fetch_add(1, std::memory_order_relaxed);
+  rt->live_.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([rt] { rt->live_.fetch_sub(1, std::memory_order_relaxed); });
+  if (after_failure) wait_for_queued_commits(rt, shard);
+  order_restore(self);
+  return {
+      [self](Mail& mail) {
+        auto& s = self->state;
+        Item& item = *mail.item;
+        if (std::holds_alternative<PassivateWork>(item.work)) {
+          const bool open = s.state.exists() && !s.state.terminal();
+          if (open || s.commits_pending()) {
+            // An open order owns timers: it stays until it is terminal ("pinned").
+            self->send(s.router, atoms::busy_atom_v, router_key(false, s.id), open);
+          } else {
+            self->send(s.router, atoms::stopped_atom_v, router_key(false, s.id));
+            self->quit();
+          }
+          return;
+        }
+        try {
+          order_handle(self, item);
+        } catch (const std::exception& e) {
+          s.rt->failures_.fetch_add(1, std::memory_order_relaxed);
+          spdlog::error("shard {}: {} failed on a command and restarts from the journal: {}",
+                        s.shard.value, s.key, e.what());
+          if (auto* work = std::get_if<OrderWork>(&item.work)) {
+            answer(work->done, failed_ack(s.shard, Status(storage::StatusCode::kIoError,
+                                                          s.key + " failed: " + e.what())));
+          }
+          if (item.counted) s.rt->work_done();
+          wait_for_queued_commits(s.rt, s.shard);
+          order_restore(self);
+          arm_timers(self, 1);
+        }
+      },
+  };
+}
+
+// ---- router ----
+
+struct RouterEntry {
+  caf::actor actor;
+  std::list<std::string>::iterator lru;  // valid when in_lru
+  bool in_lru = false;
+  bool stopping = false;
+  bool is_sku = false;
+  std::int64_t last_used_ms = 0;
+  std::vector<Mail> buffered;  // arrived while stopping
+};
+
+struct RouterState {
+  Impl* rt = nullptr;
+  ShardId shard;
+  std::unordered_map<std::string, RouterEntry> entries;  // key: "s<sku>" or "o<orderId>"
+  std::list<std::string> lru;                            // least recently used first
+};
+
+using RouterActor = caf::stateful_actor<RouterState>;
+
+void router_spawn(RouterActor* self, RouterEntry& entry, const std::string& id, bool after_failure) {
+  auto& s = self->state;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  if (entry.is_sku) {
+    entry.actor = self->spawn<caf::lazy_init>(sku_actor, s.rt, s.shard, id, me, after_failure);
+  } else {
+    entry.actor = self->spawn<caf::lazy_init>(order_actor, s.rt, s.shard, id, me, after_failure);
+  }
+  self->monitor(entry.actor);
+}
+
+void router_touch(RouterActor* self, const std::string& key, RouterEntry& entry, std::int64_t now) {
+  auto& s = self->state;
+  entry.last_used_ms = now;
+  if (entry.in_lru) {
+    s.lru.splice(s.lru.end(), s.lru, entry.lru);
+  } else {
+    entry.lru = s.lru.insert(s.lru.end(), key);
+    entry.in_lru = true;
+  }
+}
+
+void router_passivate(RouterActor* self, RouterEntry& entry) {
+  auto& s = self->state;
+  if (entry.in_lru) {
+    s.lru.erase(entry.lru);
+    entry.in_lru = false;
+  }
+  entry.stopping = true;
+  auto item = std::make_shared<Item>();
+  item->work = PassivateWork{};
+  self->send(entry.actor, Mail{std::move(item)});
+}
+
+void router_enforce_cap(RouterActor* self) {
+  auto& s = self->state;
+  const std::size_t cap = std::max<std::size_t>(1, s.rt->options_.max_live_entities);
+  while (s.lru.size() > cap) {
+    auto it = s.entries.find(s.lru.front());
+    FFE_ASSERT(it != s.entries.end(), "router LRU names an unknown entity");
+    router_passivate(self, it->second);
+  }
+}
+
+caf::behavior router_actor(RouterActor* self, Impl* rt, ShardId shard) {
+  auto& s = self->state;
+  s.rt = rt;
+  s.shard = shard;
+  const auto tick_every = std::chrono::milliseconds(
+      std::clamp<std::int64_t>(rt->options_.passivate_after.count() / 4, 1, 1000));
+  self->delayed_send(self, tick_every, atoms::tick_atom_v);
+  self->set_down_handler([self](caf::down_msg& down) {
+    auto& s = self->state;
+    for (auto it = s.entries.begin(); it != s.entries.end(); ++it) {
+      if (it->second.actor.address() != down.source) continue;
+      if (down.reason && down.reason != caf::exit_reason::user_shutdown &&
+          down.reason != caf::exit_reason::normal) {
+        s.rt->failures_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::error("shard {}: entity {} stopped unexpectedly: {}", s.shard.value, it->first.substr(1),
+                      caf::to_string(down.reason));
+        RouterEntry& entry = it->second;
+        if (entry.in_lru) s.lru.erase(entry.lru);
+        entry.in_lru = false;
+        if (!entry.buffered.empty() || !entry.stopping) {
+          // Restart it from the journal; messages it held in its mailbox are lost with it, so
+          // this path only exists for failures outside ffe's handlers (they catch their own).
+          std::vector<Mail> buffered = std::move(entry.buffered);
+          entry.stopping = false;
+          router_spawn(self, entry, it->first.substr(1), /*after_failure=*/true);
+          router_touch(self, it->first, entry, s.rt->now_ms());
+          for (auto& mail : buffered) self->send(entry.actor, std::move(mail));
+        } else {
+          s.entries.erase(it);
+        }
+      }
+      return;
+    }
+  });
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    for (auto& [key, entry] : self->state.entries) self->send_exit(entry.actor, msg.reason);
+    self->quit(msg.reason);
+  });
+  return {
+      [self](Mail& mail) {
+        auto& s = self->state;
+        const Item& item = *mail.item;
+        std::string key = router_key(item.is_sku, item.entity_id);
+        auto [it, inserted] = s.entries.try_emplace(key);
+        RouterEntry& entry = it->second;
+        if (inserted) {
+          entry.is_sku = item.is_sku;
+          router_spawn(self, entry, item.entity_id, false);
+        }
+        if (entry.stopping) {
+          entry.buffered.push_back(std::move(mail));
+          return;
+        }
+        router_touch(self, key, entry, s.rt->now_ms());
+        self->send(entry.actor, std::move(mail));
+        if (inserted) router_enforce_cap(self);
+      },
+      [self](atoms::stopped_atom, const std::string& id_with_kind) {
+        // An entity stopped: forget it, or start it again for what arrived meanwhile.
+        auto& s = self->state;
+        auto it = s.entries.find(id_with_kind);
+        if (it == s.entries.end()) return;
+        s.rt->passivated_.fetch_add(1, std::memory_order_relaxed);
+        RouterEntry& entry = it->second;
+        self->demonitor(entry.actor);
+        if (entry.buffered.empty()) {
+          s.entries.erase(it);
+          return;
+        }
+        std::vector<Mail> buffered = std::move(entry.buffered);
+        entry.stopping = false;
+        router_spawn(self, entry, id_with_kind.substr(1), false);
+        router_touch(self, id_with_kind, entry, s.rt->now_ms());
+        for (auto& mail : buffered) self->send(entry.actor, std::move(mail));
+        router_enforce_cap(self);
+      },
+      [self](atoms::busy_atom, const std::string& id_with_kind, bool pinned) {
+        // The entity could not stop (commits in flight, or an open order): keep it.
+        auto& s = self->state;
+        auto it = s.entries.find(id_with_kind);
+        if (it == s.entries.end()) return;
+        RouterEntry& entry = it->second;
+        entry.stopping = false;
+        if (!pinned) router_touch(self, id_with_kind, entry, s.rt->now_ms());
+        for (auto& mail : entry.buffered) {
+          if (pinned) router_touch(self, id_with_kind, entry, s.rt->now_ms());
+          self->send(entry.actor, std::move(mail));
+        }
+        entry.buffered.clear();
+      },
+      [self, tick_every](atoms::tick_atom) {
+        auto& s = self->state;
+        const std::int64_t idle_before = s.rt->now_ms() - s.rt->options_.passivate_after.count();
+        while (!s.lru.empty()) {
+          auto it = s.entries.find(s.lru.front());
+          FFE_ASSERT(it != s.entries.end(), "router LRU names an unknown entity");
+          if (it->second.last_used_ms > idle_before) break;
+          router_passivate(self, it->second);
+        }
+        self->delayed_send(self, tick_every, atoms::tick_atom_v);
+      },
+  };
+}
+
+}  // namespace
+
+// ---- Impl -------------------------------------------------------------------------------------
+
+void Runtime::Impl::route(std::shared_ptr<Item> item) {
+  if (!actors_running_.load(std::memory_order_acquire)) return;
+  const ShardId shard = runtime::shard_of(item->entity_id, shards_);
+  caf::anon_send(routers_[shard.value], Mail{std::move(item)});
+}
+
+void Runtime::Impl::route_stock(v1::StockCommand command, const std::string& reply_to_order) {
+  auto item = std::make_shared<Item>();
+  item->entity_id = command.sku();
+  item->is_sku = true;
+  item->counted = true;
+  item->work = InventoryWork{std::move(command), nullptr, reply_to_order, std::nullopt};
+  work_started();
+  route(std::move(item));
+}
+
+void Runtime::Impl::route_stock_reply(v1::StockReply reply) {
+  auto item = std::make_shared<Item>();
+  item->entity_id = reply.order_id();
+  item->is_sku = false;
+  item->counted = true;
+  item->work = StockReplyWork{std::move(reply)};
+  work_started();
+  route(std::move(item));
+}
+
+Status Runtime::Impl::acquire_credit(Admission admission) {
+  std::unique_lock lock(credit_mu_);
+  bool waited = false;
+  while (true) {
+    if (closing_) return Status(storage::StatusCode::kClosed, "the runtime is closing");
+    if (in_flight_ < options_.max_in_flight) break;
+    if (admission == Admission::kTry) {
+      return Status(storage::StatusCode::kBusy,
+                    std::to_string(in_flight_) + " commands in flight (max_in_flight); retry later");
+    }
+    if (!waited) submit_waits_.fetch_add(1, std::memory_order_relaxed);
+    waited = true;
+    ++credit_waiters_;
+    credit_cv_.wait(lock, [this] { return closing_ || in_flight_ <= credit_low_water(); });
+    --credit_waiters_;
+  }
+  ++in_flight_;
+  return Status::ok();
+}
+
+void Runtime::Impl::release_credit() {
+  bool wake = false;
+  {
+    std::lock_guard lock(credit_mu_);
+    --in_flight_;
+    // Waiters are woken in a group once in-flight falls to the low-water mark (or to zero,
+    // for the destructor), not one thread per ack: a wake-up per command would cost a
+    // context switch per command.
+    wake = credit_waiters_ > 0 && (in_flight_ <= credit_low_water() || in_flight_ == 0);
+    if (in_flight_ == 0 && closing_) wake = true;
+  }
+  if (wake) credit_cv_.notify_all();
+}
+
+AckFn Runtime::Impl::with_credit(AckFn done) {
+  return [this, done = std::move(done)](const Ack& ack) {
+    if (done) done(ack);
+    release_credit();
+  };
+}
+
+void Runtime::Impl::relay(ShardId shard) {
+  auto cursor = journal_->outbox_cursor(shard);
+  if (!cursor) {
+    spdlog::error("shard {}: the outbox relay cannot start: {}", shard.value, cursor.status().to_string());
+    return;
+  }
+  storage::OutboxPosition from = *cursor;
+  while (!relays_stop_.load()) {
+    if (!journal_->wait_for_outbox(shard, from, std::chrono::milliseconds(50))) continue;
+    auto entries = journal_->outbox_read(shard, from, 1024);
+    if (!entries) {
+      spdlog::error("shard {}: reading the outbox failed: {}", shard.value, entries.status().to_string());
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (entries->empty()) continue;
+    for (storage::OutboxEntry& entry : *entries) {
+      if (!entry.message.topic.ends_with("orders.outcomes")) continue;
+      v1::OrderOutcome outcome;
+      if (!outcome.ParseFromString(entry.message.payload)) continue;
+      outcome.set_revision(static_cast<std::int64_t>(entry.position.revision));
+      entry.message.payload = serialize(outcome);
+    }
+    while (!relays_stop_.load() && !options_.egress->publish(shard, *entries)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (relays_stop_.load()) break;
+    const storage::OutboxPosition last = entries->back().position;
+    if (Status status = journal_->mark_sent(shard, last); !status) {
+      spdlog::warn("shard {}: marking the outbox sent failed (it will be sent again): {}", shard.value,
+                   status.to_string());
+    }
+    from = last.next();
+  }
+}
+
+Status Runtime::Impl::start() {
+  if (options_.data_dir.empty()) return Status(storage::StatusCode::kInvalidArgument, "data_dir is empty");
+  if (options_.shards > storage::limits::shards_max) {
+    return Status(storage::StatusCode::kInvalidArgument,
+                  "shards must be at most " + std::to_string(storage::limits::shards_max));
+  }
+  if (options_.max_in_flight == 0) return Status(storage::StatusCode::kInvalidArgument, "max_in_flight must be at least 1");
+
+  storage::JournalOptions journal_options;
+  std::error_code ec;
+  const bool existing = std::filesystem::exists(options_.data_dir, ec) &&
+                        !std::filesystem::is_empty(options_.data_dir, ec);
+  if (!existing) {
+    const std::uint32_t shards = options_.shards > 0 ? options_.shards : kDefaultShards;
+    for (std::uint32_t i = 0; i < shards; ++i) journal_options.shards.push_back(ShardId{i});
+  }
+  journal_options.folder = &folder_;
+  journal_options.commit_batch_commands = options_.commit_batch_commands;
+  journal_options.snapshot_every_events = options_.snapshot_every_events;
+  journal_options.open_verification = storage::OpenVerification::kTail;
+  auto journal = storage::Journal::open(options_.data_dir, std::move(journal_options));
+  if (!journal) return journal.status();
+  journal_ = std::move(*journal);
+  const auto shard_ids = journal_->shards();
+  shards_ = static_cast<std::uint32_t>(shard_ids.size());
+  for (std::uint32_t i = 0; i < shards_; ++i) {
+    if (shard_ids[i].value != i) {
+      return Status(storage::StatusCode::kFormat,
+                    "data dir " + options_.data_dir + " does not hold shards 0.." + std::to_string(shards_ - 1));
+    }
+  }
+  if (options_.shards > 0 && options_.shards != shards_) {
+    return Status(storage::StatusCode::kInvalidArgument,
+                  "data dir " + options_.data_dir + " has " + std::to_string(shards_) + " shards, not " +
+                      std::to_string(options_.shards) +
+                      " (the shard count is fixed when a data dir is created; ask for 0 to use its own)");
+  }
+
+  config_ = std::make_unique<caf::actor_system_config>();
+  config_->add_message_types<caf::id_block::ffe_runtime>();
+  const std::size_t threads = options_.scheduler_threads > 0
+                                  ? options_.scheduler_threads
+                                  : std::max(1u, std::thread::hardware_concurrency());
+  config_->set("scheduler.max-threads", threads);
+  system_ = std::make_unique<caf::actor_system>(*config_);
+  for (std::uint32_t i = 0; i < shards_; ++i) routers_.push_back(system_->spawn(router_actor, this, ShardId{i}));
+  actors_running_.store(true, std::memory_order_release);
+
+  if (options_.egress != nullptr) {
+    for (std::uint32_t i = 0; i < shards_; ++i) relays_.emplace_back([this, i] { relay(ShardId{i}); });
+  }
+
+  // Every open order comes back: its deadline fires if overdue, its requests go out again.
+  for (std::uint32_t i = 0; i < shards_; ++i) {
+    std::string after;
+    while (true) {
+      auto page = journal_->index_scan(ShardId{i}, kOpenPrefix, after);
+      if (!page) return page.status();
+      for (const storage::IndexEntry& entry : *page) {
+        auto item = std::make_shared<Item>();
+        item->entity_id = entry.key.substr(kOpenPrefix.size());
+        item->is_sku = false;
+        item->counted = true;
+        item->work = RecoverWork{};
+        recovered_.fetch_add(1, std::memory_order_relaxed);
+        work_started();
+        route(std::move(item));
+      }
+      if (page->size() < storage::limits::index_scan_entries_max) break;
+      after = page->back().key;
+    }
+  }
+  return Status::ok();
+}
+
+Runtime::Impl::~Impl() {
+  {
+    std::lock_guard lock(credit_mu_);
+    closing_ = true;
+  }
+  credit_cv_.notify_all();
+  // Let what was accepted finish: its acks are owed.
+  {
+    std::unique_lock lock(credit_mu_);
+    credit_cv_.wait_for(lock, std::chrono::seconds(30), [this] { return in_flight_ == 0; });
+  }
+  {
+    std::unique_lock lock(quiet_mu_);
+    quiet_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return busy_.load() <= 0; });
+  }
+  relays_stop_.store(true);
+  for (auto& thread : relays_) thread.join();
+  // The actors stop before the journal closes: their timers may still commit (a retry, a
+  // deadline), which needs the journal. Then the journal commits what is queued and runs
+  // every callback; messages those callbacks route between entities are dropped
+  // (actors_running_ is false), which loses nothing: they are recomputed from durable state,
+  // and the open-order index brings every open order back on the next open.
+  actors_running_.store(false, std::memory_order_release);
+  for (auto& router : routers_) caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+  routers_.clear();
+  if (system_) system_->await_all_actors_done();
+  system_.reset();
+  config_.reset();
+  journal_.reset();
+}
+
+// ---- Runtime ----------------------------------------------------------------------------------
+
+Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Runtime::~Runtime() = default;
+
+Result<std::unique_ptr<Runtime>> Runtime::open(Options options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  if (Status status = impl->start(); !status) return status;
+  return std::unique_ptr<Runtime>(new Runtime(std::move(impl)));
+}
+
+namespace {
+
+std::string_view inventory_id(const InventoryCommand& command) {
+  return std::visit([](const auto& c) -> std::string_view { return c.sku(); }, command);
+}
+std::string_view order_id_of(const OrderCommand& command) {
+  return std::visit(
+      [](const auto& c) -> std::string_view { return c.order_id(); },
+      command);
+}
+
+Ack invalid_id_ack(std::string reason) {
+  Ack ack;
+  ack.rejection = Rejection{RejectionCode::kInvalid, std::move(reason)};
+  return ack;
+}
+
+}  // namespace
+
+Status Runtime::submit(InventoryCommand command, AckFn done, Admission admission,
+                       std::optional<storage::InputPosition> input) {
+  const std::string_view id = inventory_id(command);
+  if (!events::is_valid_id(id)) {
+    // Nothing to route by: no entity, no state, answered at once.
+    Ack ack = invalid_id_ack(events::validate_id(id, "sku") ? events::validate_id(id, "sku")->to_string() : "sku: invalid");
+    if (done) done(ack);
+    return Status::ok();
+  }
+  if (Status status = impl_->acquire_credit(admission); !status) return status;
+  auto item = std::make_shared<Item>();
+  item->entity_id = std::string(id);
+  item->is_sku = true;
+  item->counted = true;
+  item->work = InventoryWork{std::move(command), impl_->with_credit(std::move(done)), {}, std::move(input)};
+  impl_->work_started();
+  impl_->route(std::move(item));
+  return Status::ok();
+}
+
+Status Runtime::submit(OrderCommand command, AckFn done, Admission admission,
+                       std::optional<storage::InputPosition> input) {
+  const std::string_view id = order_id_of(command);
+  if (!events::is_valid_id(id)) {
+    Ack ack = invalid_id_ack(events::validate_id(id, "orderId") ? events::validate_id(id, "orderId")->to_string() : "orderId: invalid");
+    if (done) done(ack);
+    return Status::ok();
+  }
+  if (Status status = impl_->acquire_credit(admission); !status) return status;
+  auto item = std::make_shared<Item>();
+  item->entity_id = std::string(id);
+  item->is_sku = false;
+  item->counted = true;
+  item->work = OrderWork{std::move(command), impl_->with_credit(std::move(done)), std::move(input)};
+  impl_->work_started();
+  impl_->route(std::move(item));
+  return Status::ok();
+}
+
+Result<std::optional<sku::State>> Runtime::sku(std::string_view sku) const {
+  const ShardId shard = runtime::shard_of(sku, impl_->shards_);
+  auto revision = impl_->journal_->revision(shard);
+  if (!revision) return revision.status();
+  auto state = impl_->journal_->get(shard, sku_key(sku), *revision);
+  if (!state) return state.status();
+  if (!state->has_value()) return std::optional<sku::State>();
+  v1::SkuSnapshot snapshot;
+  if (!snapshot.ParseFromString((*state)->state)) {
+    return Status(storage::StatusCode::kCorruption, "undecodable state of " + sku_key(sku));
+  }
+  return std::optional<sku::State>(sku::from_snapshot(snapshot));
+}
+
+Result<std::optional<order::State>> Runtime::order(std::string_view order_id) const {
+  const ShardId shard = runtime::shard_of(order_id, impl_->shards_);
+  auto revision = impl_->journal_->revision(shard);
+  if (!revision) return revision.status();
+  auto state = impl_->journal_->get(shard, order_key(order_id), *revision);
+  if (!state) return state.status();
+  if (!state->has_value()) return std::optional<order::State>();
+  v1::OrderSnapshot snapshot;
+  if (!snapshot.ParseFromString((*state)->state)) {
+    return Status(storage::StatusCode::kCorruption, "undecodable state of " + order_key(order_id));
+  }
+  return std::optional<order::State>(order::from_snapshot(snapshot));
+}
+
+bool Runtime::wait_quiet(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->quiet_mu_);
+  return impl_->quiet_cv_.wait_for(lock, timeout, [this] { return impl_->busy_.load() <= 0; });
+}
+
+std::uint32_t Runtime::shard_count() const { return impl_->shards_; }
+ShardId Runtime::shard_of(std::string_view entity_id) const { return runtime::shard_of(entity_id, impl_->shards_); }
+storage::Journal& Runtime::journal() const { return *impl_->journal_; }
+
+Stats Runtime::stats() const {
+  Stats stats;
+  const Impl& i = *impl_;
+  stats.commands = i.commands_.load();
+  stats.rejected = i.rejected_.load();
+  stats.live_entities = i.live_.load();
+  stats.spawned = i.spawned_.load();
+  stats.restored = i.restored_.load();
+  stats.passivated = i.passivated_.load();
+  stats.actor_failures = i.failures_.load();
+  stats.late_replies = i.late_replies_.load();
+  stats.unexpected_releases = i.unexpected_releases_.load();
+  stats.expired = i.expired_.load();
+  stats.retries = i.retries_.load();
+  stats.open_orders_recovered = i.recovered_.load();
+  {
+    std::lock_guard lock(impl_->credit_mu_);
+    stats.in_flight = i.in_flight_;
+  }
+  stats.submit_waits = i.submit_waits_.load();
+  return stats;
+}
+
+}  // namespace ffe::runtime

@@ -1,0 +1,192 @@
+#pragma once
+// The actor runtime: one CAF actor per SKU and per order, owned by its shard, around the
+// pure deciders (actors/sku, actors/order), the saga (sagas/) and the journal (storage/).
+// docs/runtime.md describes the design; this header is the contract for adapters (Kafka
+// ingress, HTTP, benchmarks, tests).
+//
+// No CAF header here (caf/all.hpp costs seconds per translation unit): the implementation
+// hides behind a pimpl.
+//
+// Guarantees:
+//  - One command at a time per entity: every SKU and every order has exactly one actor at a
+//    time, and the actor decides, evolves and hands the events to its shard's journal before
+//    it takes the next command. That alone is what keeps a SKU from being oversold.
+//  - Pipelined durability: an actor may decide its next command before the previous batch
+//    is durable; nothing that depends on an undurable batch leaves: acks, stock replies,
+//    saga messages, outcomes and even rejections (which depend on state) wait for it.
+//  - Backpressure: at most Options::max_in_flight submitted commands are unacknowledged;
+//    submit() then waits (Admission::kWait) or answers kBusy (kTry). Nothing is dropped.
+//  - Passivation: an idle entity's actor stops after passivate_after, and at most
+//    max_live_entities actors live per shard; the next command restores the entity from
+//    its latest snapshot plus later events. Open orders are never passivated (they own
+//    timers).
+//  - Durable deadlines: the journal's index holds every open order with its deadline; on
+//    open, every open order is restored, overdue deadlines fire and outstanding saga
+//    requests are sent again (with their same command ids).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "actors/order/order.h"
+#include "actors/sku/sku.h"
+#include "events/rejection.h"
+#include "ffe/v1/inventory.pb.h"
+#include "ffe/v1/journal.pb.h"
+#include "ffe/v1/orders.pb.h"
+#include "ffe/v1/payments.pb.h"
+#include "ffe/v1/shipments.pb.h"
+#include "sagas/fulfillment.h"
+#include "storage/journal_types.h"
+#include "storage/status.h"
+
+namespace ffe::storage {
+class Journal;
+}
+
+namespace ffe::runtime {
+
+using storage::Result;
+using storage::Revision;
+using storage::ShardId;
+using storage::Status;
+
+// ffe's own stable hash from an entity id (an order id or a SKU) to its shard: FNV-1a 64
+// over the id's UTF-8 bytes, modulo the shard count. Part of the on-disk format: changing it
+// moves entities between shards. Independent of the Kafka key and partitioner.
+ShardId shard_of(std::string_view entity_id, std::uint32_t shards);
+
+// Journal entity keys: "sku/<sku>", "order/<orderId>".
+std::string sku_key(std::string_view sku);
+std::string order_key(std::string_view order_id);
+
+// What a command's sender learns once every effect of the command is durable.
+struct Ack {
+  // Not OK: the command was not applied (the journal stopped, the runtime is closing).
+  Status status;
+  ShardId shard;
+  // new_revision: the revision the command's events committed at. Otherwise (a duplicate,
+  // a no-op or a rejection) the shard revision its answer was based on.
+  Revision revision = 0;
+  bool new_revision = false;
+  // Set: the decider refused the command (no events). For a StockCommand the reason is also
+  // in stock_reply.
+  std::optional<Rejection> rejection;
+  // For a StockCommand: the SKU's answer (RESERVED, INSUFFICIENT, RELEASED, ...).
+  std::optional<v1::StockReply> stock_reply;
+};
+
+// Called exactly once per accepted submit, on a runtime thread, after durability. Keep it
+// short; never block in it and never call submit(..., kWait) from it.
+using AckFn = std::function<void(const Ack&)>;
+
+using InventoryCommand = std::variant<v1::ReceiveStock, v1::AdjustStock, v1::StockCommand>;
+using OrderCommand = std::variant<v1::PlaceOrder, v1::CancelOrder, v1::PaymentReply, v1::ShipmentReply>;
+
+enum class Admission {
+  kWait,  // block while max_in_flight commands are unacknowledged
+  kTry,   // return kBusy at once instead
+};
+
+// Where messages for the outside world go (payment and shipment requests, outcomes): the
+// outbox relay of each shard calls it with the shard's durable outbox entries, in order.
+// Message topics are `<topic_prefix>payments.requests`, `...shipments.requests`,
+// `...orders.outcomes`; the payload is the binary Protobuf message with a
+// `content-type: application/x-protobuf` header, and an outcome already carries its shard
+// and terminal revision. Return true once the entries are handed off (they are then marked
+// sent and never offered again unless a crash forgets the mark: at-least-once); false to
+// have them offered again later. Called from the relay's own thread, one shard at a time.
+class Egress {
+ public:
+  virtual ~Egress() = default;
+  virtual bool publish(ShardId shard, const std::vector<storage::OutboxEntry>& entries) = 0;
+};
+
+struct Options {
+  std::string data_dir;
+  // Shards of a new data dir (0: 8). An existing data dir keeps the count it was created
+  // with: 0 takes it, any other number must equal it (kInvalidArgument otherwise).
+  std::uint32_t shards = 0;
+  // CAF scheduler threads; 0: one per core.
+  std::size_t scheduler_threads = 0;
+  order::Policy order_policy;
+  saga::RetryPolicy retry;
+  std::chrono::milliseconds passivate_after{60'000};
+  std::size_t max_live_entities = 100'000;  // per shard
+  std::size_t max_in_flight = 16'384;       // unacknowledged submitted commands
+  // Journal tuning (storage::JournalOptions has the details).
+  std::size_t commit_batch_commands = 4096;
+  std::uint32_t snapshot_every_events = 64;
+  std::string topic_prefix = "ff.";
+  // Not owned; must outlive the runtime. nullptr: outbox messages stay in the journal,
+  // unsent, until a runtime with an egress opens the data dir.
+  Egress* egress = nullptr;
+  // Wall clock in ms since the epoch (deadlines); tests may substitute their own.
+  std::function<std::int64_t()> clock;
+};
+
+struct Stats {
+  std::uint64_t commands = 0;          // commands decided (submitted and internal)
+  std::uint64_t rejected = 0;          // decided and refused
+  std::uint64_t live_entities = 0;     // actors alive now, all shards
+  std::uint64_t spawned = 0;           // actors started (first use or restore)
+  std::uint64_t restored = 0;          // of those, entities that existed in the journal
+  std::uint64_t passivated = 0;        // actors stopped for idleness or the cap
+  std::uint64_t actor_failures = 0;    // actors that failed and were restarted from the journal
+  std::uint64_t late_replies = 0;      // replies an order refused (unexpected or after terminal)
+  std::uint64_t unexpected_releases = 0;  // releases sent by saga::answer_unexpected
+  std::uint64_t expired = 0;           // step deadlines that fired (StepTimedOut events)
+  std::uint64_t retries = 0;           // outstanding requests sent again
+  std::uint64_t open_orders_recovered = 0;  // open orders found in the index at open()
+  std::uint64_t in_flight = 0;         // submitted, not yet acknowledged
+  std::uint64_t submit_waits = 0;      // submit() calls that waited for credit
+};
+
+class Runtime {
+ public:
+  // Opens the journal in options.data_dir, starts the actor system and the outbox relays,
+  // restores every open order (firing overdue deadlines, resending outstanding requests).
+  static Result<std::unique_ptr<Runtime>> open(Options options);
+  // Waits for every accepted command to be acknowledged, stops the actors and relays and
+  // closes the journal.
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Queues a command for the entity that owns it (the SKU, the order). Not OK (`done` is
+  // never called): kBusy (kTry and no credit), kClosed, kStopped (the journal fail-stopped).
+  // `input` is recorded in the same batch as the command's effects.
+  Status submit(InventoryCommand command, AckFn done, Admission admission = Admission::kWait,
+                std::optional<storage::InputPosition> input = std::nullopt);
+  Status submit(OrderCommand command, AckFn done, Admission admission = Admission::kWait,
+                std::optional<storage::InputPosition> input = std::nullopt);
+
+  // Durable state (the journal at the shard's current revision); nullopt: no such entity.
+  Result<std::optional<sku::State>> sku(std::string_view sku) const;
+  Result<std::optional<order::State>> order(std::string_view order_id) const;
+
+  // Waits until nothing submitted is unacknowledged and every actor's mailbox and pending
+  // commits are empty (a quiet point); false on timeout. Saga steps waiting on a
+  // participant are not "work": an order waiting for a payment reply is quiet.
+  bool wait_quiet(std::chrono::milliseconds timeout);
+
+  std::uint32_t shard_count() const;
+  ShardId shard_of(std::string_view entity_id) const;
+  storage::Journal& journal() const;
+  Stats stats() const;
+
+  class Impl;
+
+ private:
+  explicit Runtime(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ffe::runtime

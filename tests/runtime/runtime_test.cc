@@ -1,0 +1,539 @@
+// The runtime's contract (actors/runtime/runtime.h) one promise at a time: routing by a
+// stable hash, backpressure, how rejections, duplicates and failed saga steps are answered,
+// and what survives a reopen. Real CAF, real RocksDB in a temp dir, the in-process test
+// participants as payment and shipping services.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/runtime/runtime.h"
+#include "storage/journal.h"
+#include "tests/runtime/runtime_test_support.h"
+
+namespace ffe::runtime {
+namespace {
+
+using testing::TempDir;
+using testing::TestParticipants;
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------------------
+// Routing: ffe's own stable hash, pinned.
+
+TEST(RuntimeRouting, ShardOfIsFnv1a64OfTheIdModuloTheShardCount) {
+  // The hash itself (published FNV-1a 64 test vectors), so the pins below mean something.
+  EXPECT_EQ(testing::fnv1a64(""), 0xcbf29ce484222325ULL);
+  EXPECT_EQ(testing::fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
+  EXPECT_EQ(testing::fnv1a64("foobar"), 0x85944171f73967e8ULL);
+
+  // Pinned values: part of the on-disk format; a change moves entities between shards.
+  EXPECT_EQ(shard_of("sku-1", 8).value, 4u);
+  EXPECT_EQ(shard_of("o-1001", 8).value, 3u);
+  EXPECT_EQ(shard_of("o-1001", 16).value, 11u);
+  EXPECT_EQ(shard_of("hot-sku", 8).value, 4u);
+  EXPECT_EQ(shard_of("foobar", 8).value, 0u);
+  EXPECT_EQ(shard_of("a", 3).value, 1u);
+
+  for (const char* id : {"sku-1", "o-1001", "hot-sku", "s-9999", "po-42", "mo-19999", "A.b_c-9", "x"}) {
+    for (std::uint32_t shards : {1u, 2u, 3u, 7u, 8u, 16u, 64u, 1000u}) {
+      EXPECT_EQ(shard_of(id, shards).value, testing::fnv1a64(id) % shards) << id << " over " << shards;
+      EXPECT_EQ(shard_of(id, shards), shard_of(id, shards));  // stable
+    }
+  }
+  EXPECT_EQ(sku_key("sku-1"), "sku/sku-1");
+  EXPECT_EQ(order_key("o-1001"), "order/o-1001");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A runtime in a temp dir with the test participants attached.
+
+class RuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+  void TearDown() override { close(); }
+
+  void open(std::function<void(Options&)> tweak = nullptr) {
+    Options options;
+    options.data_dir = dir_.sub("data");
+    options.egress = &participants_;
+    if (tweak) tweak(options);
+    auto opened = Runtime::open(options);
+    ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+    runtime_ = std::move(*opened);
+    participants_.attach(runtime_.get());
+  }
+  void close() {
+    participants_.detach();
+    runtime_.reset();
+  }
+
+  Ack ack_of(InventoryCommand command) {
+    Status refusal;
+    auto ack = testing::submit_and_wait(*runtime_, std::move(command), std::chrono::seconds(30), &refusal);
+    EXPECT_TRUE(ack) << refusal.to_string();
+    return ack ? *ack : Ack{Status(storage::StatusCode::kClosed, "no ack"), {}, 0, false, std::nullopt, std::nullopt};
+  }
+  Ack ack_of(OrderCommand command) {
+    Status refusal;
+    auto ack = testing::submit_and_wait(*runtime_, std::move(command), std::chrono::seconds(30), &refusal);
+    EXPECT_TRUE(ack) << refusal.to_string();
+    return ack ? *ack : Ack{Status(storage::StatusCode::kClosed, "no ack"), {}, 0, false, std::nullopt, std::nullopt};
+  }
+
+  void stock(const std::string& sku, std::int64_t qty) {
+    Ack ack = ack_of(testing::receive_stock(sku, qty, "r-" + sku + "-" + std::to_string(qty)));
+    ASSERT_TRUE(ack.status) << ack.status.to_string();
+    ASSERT_FALSE(ack.rejection) << ack.rejection->reason;
+  }
+
+  sku::State sku_state(const std::string& sku) {
+    auto state = runtime_->sku(sku);
+    EXPECT_TRUE(state.is_ok()) << state.status().to_string();
+    EXPECT_TRUE(state.is_ok() && state->has_value()) << sku << " not found";
+    return state.is_ok() && state->has_value() ? **state : sku::State{};
+  }
+  order::State order_state(const std::string& order_id) {
+    auto state = runtime_->order(order_id);
+    EXPECT_TRUE(state.is_ok()) << state.status().to_string();
+    EXPECT_TRUE(state.is_ok() && state->has_value()) << order_id << " not found";
+    return state.is_ok() && state->has_value() ? **state : order::State{};
+  }
+  Revision revision_of(const std::string& entity_id) {
+    auto revision = runtime_->journal().revision(runtime_->shard_of(entity_id));
+    EXPECT_TRUE(revision.is_ok());
+    return revision.is_ok() ? *revision : 0;
+  }
+
+  // Places the order and waits for its one outcome; returns it (state UNSPECIFIED if none).
+  v1::OrderOutcome place_and_wait(const v1::PlaceOrder& place) {
+    Ack ack = ack_of(OrderCommand{place});
+    EXPECT_TRUE(ack.status) << ack.status.to_string();
+    EXPECT_FALSE(ack.rejection) << ack.rejection->reason;
+    EXPECT_EQ(ack.shard, runtime_->shard_of(place.order_id()));
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < deadline) {
+      auto outcomes = participants_.outcomes();
+      auto found = outcomes.find(place.order_id());
+      if (found != outcomes.end()) {
+        runtime_->wait_quiet(std::chrono::seconds(10));
+        outcomes = participants_.outcomes();
+        EXPECT_EQ(outcomes[place.order_id()].size(), 1u) << "outcomes for " << place.order_id();
+        const v1::OrderOutcome outcome = outcomes[place.order_id()].front();
+        EXPECT_EQ(static_cast<std::uint32_t>(outcome.shard()), runtime_->shard_of(place.order_id()).value);
+        // The outcome's revision is the order's terminal revision: its last change.
+        auto entity = runtime_->journal().get(runtime_->shard_of(place.order_id()), order_key(place.order_id()),
+                                              revision_of(place.order_id()));
+        EXPECT_TRUE(entity.is_ok() && entity->has_value());
+        if (entity.is_ok() && entity->has_value()) {
+          EXPECT_EQ((*entity)->mod_revision, static_cast<Revision>(outcome.revision()));
+        }
+        return outcome;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ADD_FAILURE() << place.order_id() << ": no outcome within 60 s; state "
+                  << testing::describe(order_state(place.order_id()));
+    return {};
+  }
+
+  static bool holds_nothing(const order::State& order) {
+    for (const order::Line& line : order.lines) {
+      if (line.status == order::LineStatus::kReserved || line.status == order::LineStatus::kCommitted) return false;
+    }
+    return true;
+  }
+
+  TempDir dir_;
+  TestParticipants participants_;  // declared before runtime_: outlives it
+  std::unique_ptr<Runtime> runtime_;
+};
+
+TEST_F(RuntimeTest, ShardOfTheRuntimeIsTheFreeFunctionOverItsShardCount) {
+  EXPECT_EQ(runtime_->shard_count(), 8u);
+  for (const char* id : {"sku-1", "o-1001", "hot-sku", "x"}) {
+    EXPECT_EQ(runtime_->shard_of(id), shard_of(id, runtime_->shard_count())) << id;
+  }
+}
+
+TEST_F(RuntimeTest, EveryEntityLivesInItsShard) {
+  std::vector<std::string> skus;
+  for (int i = 0; i < 24; ++i) {
+    skus.push_back("sku-" + std::to_string(i));
+    Ack ack = ack_of(testing::receive_stock(skus.back(), 10, "r-" + std::to_string(i)));
+    ASSERT_TRUE(ack.status);
+    EXPECT_EQ(ack.shard, shard_of(skus.back(), 8)) << skus.back();
+  }
+  std::vector<std::string> orders;
+  for (int i = 0; i < 8; ++i) {
+    orders.push_back("o-" + std::to_string(i));
+    const v1::OrderOutcome outcome =
+        place_and_wait(testing::place_order(orders.back(), {{skus[i], 1}, {skus[i + 8], 2}}));
+    EXPECT_EQ(outcome.state(), v1::FULFILLED) << orders.back();
+  }
+  ASSERT_TRUE(runtime_->wait_quiet(std::chrono::seconds(30)));
+  storage::Journal& journal = runtime_->journal();
+  auto check = [&](const std::string& id, const std::string& key) {
+    const ShardId home = shard_of(id, 8);
+    for (std::uint32_t s = 0; s < 8; ++s) {
+      auto revision = journal.revision(ShardId{s});
+      ASSERT_TRUE(revision.is_ok());
+      auto found = journal.get(ShardId{s}, key, *revision);
+      ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+      EXPECT_EQ(found->has_value(), s == home.value) << key << " in shard " << s << " (home " << home.value << ")";
+    }
+  };
+  for (const auto& sku : skus) check(sku, sku_key(sku));
+  for (const auto& order : orders) check(order, order_key(order));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rejections and duplicates.
+
+TEST_F(RuntimeTest, InvalidCommandIsRejectedInvalidAndChangesNothing) {
+  const Revision before = revision_of("new-sku");
+  Ack ack = ack_of(testing::receive_stock("new-sku", 0, "r-0"));
+  ASSERT_TRUE(ack.status) << ack.status.to_string();
+  ASSERT_TRUE(ack.rejection);
+  EXPECT_EQ(ack.rejection->code, RejectionCode::kInvalid) << ack.rejection->reason;
+  EXPECT_FALSE(ack.new_revision);
+  EXPECT_EQ(revision_of("new-sku"), before);
+  auto state = runtime_->sku("new-sku");
+  ASSERT_TRUE(state.is_ok());
+  EXPECT_FALSE(state->has_value()) << "a rejected receipt created the SKU";
+
+  // On an existing SKU: a zero receipt, a zero adjustment, an adjustment below reserved.
+  stock("sku-1", 10);
+  const sku::State stocked = sku_state("sku-1");
+  const Revision stocked_revision = revision_of("sku-1");
+  for (InventoryCommand bad : {InventoryCommand{testing::receive_stock("sku-1", 0, "r-zero")},
+                               InventoryCommand{testing::adjust_stock("sku-1", 0, "a-zero")},
+                               InventoryCommand{testing::adjust_stock("sku-1", -11, "a-too-much")}}) {
+    Ack refused = ack_of(bad);
+    ASSERT_TRUE(refused.status);
+    ASSERT_TRUE(refused.rejection);
+    EXPECT_EQ(refused.rejection->code, RejectionCode::kInvalid) << refused.rejection->reason;
+    EXPECT_FALSE(refused.new_revision);
+  }
+  EXPECT_EQ(sku_state("sku-1"), stocked);
+  EXPECT_EQ(revision_of("sku-1"), stocked_revision);
+  EXPECT_GE(runtime_->stats().rejected, 4u);
+}
+
+TEST_F(RuntimeTest, CancelForAnUnknownOrderIsRejectedUnknownEntity) {
+  const Revision before = revision_of("o-ghost");
+  Ack ack = ack_of(OrderCommand{testing::cancel_order("o-ghost")});
+  ASSERT_TRUE(ack.status) << ack.status.to_string();
+  ASSERT_TRUE(ack.rejection);
+  EXPECT_EQ(ack.rejection->code, RejectionCode::kUnknownEntity) << ack.rejection->reason;
+  EXPECT_FALSE(ack.new_revision);
+  EXPECT_EQ(ack.shard, shard_of("o-ghost", 8));
+  EXPECT_EQ(revision_of("o-ghost"), before);
+  auto state = runtime_->order("o-ghost");
+  ASSERT_TRUE(state.is_ok());
+  EXPECT_FALSE(state->has_value());
+}
+
+TEST_F(RuntimeTest, DuplicateReceiptIsAcknowledgedWithoutANewRevisionAndCountedOnce) {
+  Ack first = ack_of(testing::receive_stock("sku-1", 10, "r-77"));
+  ASSERT_TRUE(first.status);
+  EXPECT_FALSE(first.rejection);
+  EXPECT_TRUE(first.new_revision);
+  Ack again = ack_of(testing::receive_stock("sku-1", 10, "r-77"));
+  ASSERT_TRUE(again.status);
+  EXPECT_FALSE(again.rejection) << again.rejection->reason;
+  EXPECT_FALSE(again.new_revision);
+  EXPECT_EQ(again.revision, first.revision);
+  EXPECT_EQ(revision_of("sku-1"), first.revision);
+  const sku::State state = sku_state("sku-1");
+  EXPECT_EQ(state.on_hand, 10);
+  EXPECT_EQ(state.received_total, 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders through the saga.
+
+TEST_F(RuntimeTest, HappyPathFulfillsAndTerminalIsAbsorbing) {
+  stock("sku-1", 10);
+  stock("sku-2", 10);
+  const v1::OrderOutcome outcome = place_and_wait(testing::place_order("o-1", {{"sku-1", 2}, {"sku-2", 3}}));
+  EXPECT_EQ(outcome.state(), v1::FULFILLED);
+  EXPECT_EQ(outcome.payment_id(), "p-o-1");
+  EXPECT_EQ(outcome.shipment_id(), "s-o-1");
+  const order::State order = order_state("o-1");
+  EXPECT_EQ(order.state, v1::FULFILLED);
+  for (const order::Line& line : order.lines) EXPECT_EQ(line.status, order::LineStatus::kCommitted) << line.sku;
+  const sku::State one = sku_state("sku-1");
+  EXPECT_EQ(one.on_hand, 8);
+  EXPECT_EQ(one.reserved, 0);
+  EXPECT_EQ(one.shipped_total, 2);
+  const sku::State two = sku_state("sku-2");
+  EXPECT_EQ(two.on_hand, 7);
+  EXPECT_EQ(two.reserved, 0);
+
+  // After terminal: a cancel is refused, a repeated PlaceOrder is a no-op, and the order
+  // reads the same at its terminal revision and at every later one.
+  const ShardId shard = runtime_->shard_of("o-1");
+  const Revision terminal = static_cast<Revision>(outcome.revision());
+  Ack cancel = ack_of(OrderCommand{testing::cancel_order("o-1")});
+  ASSERT_TRUE(cancel.status);
+  ASSERT_TRUE(cancel.rejection);
+  EXPECT_EQ(cancel.rejection->code, RejectionCode::kAlreadyTerminal);
+  Ack repeat = ack_of(OrderCommand{testing::place_order("o-1", {{"sku-1", 5}})});
+  ASSERT_TRUE(repeat.status);
+  EXPECT_FALSE(repeat.new_revision);
+  // Move the shard on with another entity of the same shard, if the test can find one fast.
+  for (int i = 0; i < 200; ++i) {
+    const std::string sku = "other-" + std::to_string(i);
+    if (shard_of(sku, 8) == shard) {
+      stock(sku, 1);
+      break;
+    }
+  }
+  EXPECT_TRUE(runtime_->wait_quiet(std::chrono::seconds(10)));
+  EXPECT_EQ(order_state("o-1"), order);
+  auto at_terminal = runtime_->journal().get(shard, order_key("o-1"), terminal);
+  auto now = runtime_->journal().get(shard, order_key("o-1"), revision_of("o-1"));
+  ASSERT_TRUE(at_terminal.is_ok() && now.is_ok());
+  ASSERT_TRUE(at_terminal->has_value() && now->has_value());
+  EXPECT_EQ(**at_terminal, **now);
+  EXPECT_GT(revision_of("o-1"), terminal);
+  EXPECT_EQ(participants_.outcome_messages(), 1u);
+}
+
+TEST_F(RuntimeTest, OrderAskingMoreThanAvailableEndsRejectedHoldingNothing) {
+  stock("sku-a", 5);
+  stock("sku-b", 2);
+  const v1::OrderOutcome outcome = place_and_wait(testing::place_order("o-big", {{"sku-a", 3}, {"sku-b", 10}}));
+  EXPECT_EQ(outcome.state(), v1::REJECTED);
+  EXPECT_NE(outcome.reason().find("out of stock"), std::string::npos) << outcome.reason();
+  const order::State order = order_state("o-big");
+  EXPECT_EQ(order.state, v1::REJECTED);
+  EXPECT_TRUE(holds_nothing(order)) << testing::describe(order);
+  for (const auto& [sku, stocked] : {std::pair<std::string, std::int64_t>{"sku-a", 5}, {"sku-b", 2}}) {
+    const sku::State state = sku_state(sku);
+    EXPECT_EQ(state.on_hand, stocked) << sku;
+    EXPECT_EQ(state.reserved, 0) << sku;
+    EXPECT_EQ(state.available(), stocked) << sku;
+    EXPECT_TRUE(state.reservations.empty()) << sku;
+  }
+  EXPECT_EQ(participants_.counts().authorizes, 0u) << "a rejected order asked for payment";
+}
+
+TEST_F(RuntimeTest, InvalidPlaceOrderEndsRejectedWithItsOutcome) {
+  stock("sku-1", 5);
+  v1::PlaceOrder place = testing::place_order("o-bad", {{"sku-1", 1}});
+  place.mutable_lines(0)->set_qty(0);
+  const v1::OrderOutcome outcome = place_and_wait(place);
+  EXPECT_EQ(outcome.state(), v1::REJECTED);
+  EXPECT_NE(outcome.reason().find("qty"), std::string::npos) << outcome.reason();
+  EXPECT_EQ(order_state("o-bad").state, v1::REJECTED);
+  EXPECT_EQ(sku_state("sku-1").reserved, 0);
+  EXPECT_EQ(sku_state("sku-1").on_hand, 5);
+}
+
+TEST_F(RuntimeTest, DeclinedPaymentEndsCancelledWithStockReleased) {
+  stock("sku-1", 5);
+  stock("sku-2", 5);
+  const v1::OrderOutcome outcome =
+      place_and_wait(testing::place_order("o-decl", {{"sku-1", 2}, {"sku-2", 1}}, "tok_decline"));
+  EXPECT_EQ(outcome.state(), v1::CANCELLED);
+  const order::State order = order_state("o-decl");
+  EXPECT_EQ(order.state, v1::CANCELLED);
+  EXPECT_FALSE(order.payment_authorized);
+  for (const order::Line& line : order.lines) EXPECT_EQ(line.status, order::LineStatus::kReleased) << line.sku;
+  for (const char* sku : {"sku-1", "sku-2"}) {
+    const sku::State state = sku_state(sku);
+    EXPECT_EQ(state.on_hand, 5) << sku;
+    EXPECT_EQ(state.reserved, 0) << sku;
+    EXPECT_EQ(state.shipped_total, 0) << sku;
+  }
+  EXPECT_FALSE(participants_.voided_orders().contains("o-decl")) << "nothing was authorized, nothing to void";
+  EXPECT_EQ(participants_.counts().creates, 0u);
+}
+
+TEST_F(RuntimeTest, FailedShipmentEndsCancelledWithPaymentVoided) {
+  stock("sku-1", 5);
+  const v1::OrderOutcome outcome = place_and_wait(testing::place_order("o-xx", {{"sku-1", 2}}, "tok_visa", "XX"));
+  EXPECT_EQ(outcome.state(), v1::CANCELLED);
+  const order::State order = order_state("o-xx");
+  EXPECT_EQ(order.state, v1::CANCELLED);
+  EXPECT_TRUE(order.payment_authorized);
+  EXPECT_TRUE(order.payment_voided);
+  EXPECT_FALSE(order.shipment_created);
+  EXPECT_TRUE(participants_.voided_orders().contains("o-xx"));
+  EXPECT_FALSE(participants_.cancelled_shipments().contains("o-xx")) << "nothing was created, nothing to cancel";
+  EXPECT_TRUE(holds_nothing(order)) << testing::describe(order);
+  const sku::State state = sku_state("sku-1");
+  EXPECT_EQ(state.on_hand, 5);
+  EXPECT_EQ(state.reserved, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backpressure: a bounded number of unacknowledged commands; nothing dropped.
+
+class RuntimeBackpressureTest : public RuntimeTest {
+ protected:
+  void SetUp() override {
+    open([](Options& options) { options.max_in_flight = 4; });
+  }
+};
+
+TEST_F(RuntimeBackpressureTest, ManySendersAllGetExactlyOneAckAndSubmitWaits) {
+  constexpr std::size_t kSkus = 16;
+  constexpr std::int64_t kStockPerSku = 1'000;
+  constexpr std::size_t kCommands = 50'000;
+  constexpr std::size_t kThreads = 4;
+  for (std::size_t j = 0; j < kSkus; ++j) stock("bp-" + std::to_string(j), kStockPerSku);
+
+  std::vector<std::atomic<std::uint8_t>> acks_per_command(kCommands);
+  std::atomic<std::uint64_t> acks{0}, reserved{0}, insufficient{0}, other{0}, refused{0};
+  std::atomic<std::uint64_t> in_flight_max{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> senders;
+  for (std::size_t t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (std::size_t i = t; i < kCommands; i += kThreads) {
+        Status status = runtime_->submit(
+            InventoryCommand{testing::reserve("bo-" + std::to_string(i), "bp-" + std::to_string(i % kSkus), 1)},
+            [&, i](const Ack& ack) {
+              acks_per_command[i].fetch_add(1);
+              if (ack.status && ack.stock_reply && ack.stock_reply->status() == v1::StockReply::RESERVED) {
+                reserved.fetch_add(1);
+              } else if (ack.status && ack.stock_reply &&
+                         ack.stock_reply->status() == v1::StockReply::INSUFFICIENT) {
+                insufficient.fetch_add(1);
+              } else {
+                other.fetch_add(1);
+              }
+              acks.fetch_add(1);
+            },
+            Admission::kWait);
+        if (!status) refused.fetch_add(1);
+        if (i % 256 == t) {
+          const std::uint64_t now = runtime_->stats().in_flight;
+          std::uint64_t seen = in_flight_max.load();
+          while (now > seen && !in_flight_max.compare_exchange_weak(seen, now)) {
+          }
+        }
+      }
+    });
+  }
+  for (auto& sender : senders) sender.join();
+  const auto deadline = Clock::now() + std::chrono::seconds(300);
+  while (acks.load() < kCommands - refused.load() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("[   TIME   ] 50,000 commands with max_in_flight 4: %.2f s\n", seconds);
+  RecordProperty("max_in_flight 4, 50k commands s", std::to_string(seconds));
+
+  EXPECT_EQ(refused.load(), 0u);
+  ASSERT_EQ(acks.load(), kCommands);
+  std::size_t not_once = 0;
+  for (std::size_t i = 0; i < kCommands; ++i) not_once += acks_per_command[i].load() != 1;
+  EXPECT_EQ(not_once, 0u);
+  EXPECT_EQ(reserved.load(), kSkus * kStockPerSku);
+  EXPECT_EQ(insufficient.load(), kCommands - kSkus * kStockPerSku);
+  EXPECT_EQ(other.load(), 0u);
+  EXPECT_LE(in_flight_max.load(), 4u);
+  const Stats stats = runtime_->stats();
+  EXPECT_GT(stats.submit_waits, 0u);
+  EXPECT_EQ(stats.in_flight, 0u);
+  for (std::size_t j = 0; j < kSkus; ++j) {
+    const sku::State state = sku_state("bp-" + std::to_string(j));
+    EXPECT_EQ(state.reserved, kStockPerSku);
+    EXPECT_EQ(state.available(), 0);
+  }
+}
+
+TEST_F(RuntimeBackpressureTest, TryAnswersBusyWithoutCreditAndNeverAcksWhatItRefused) {
+  stock("try-sku", 1'000'000);
+  constexpr std::size_t kAttempts = 20'000;
+  std::vector<std::atomic<std::uint8_t>> acks_per_attempt(kAttempts);
+  std::vector<std::uint8_t> accepted(kAttempts, 0);
+  std::atomic<std::uint64_t> acks{0};
+  std::size_t busy = 0, accepted_count = 0, other_refusals = 0;
+  std::uint64_t in_flight_max = 0;
+  for (std::size_t i = 0; i < kAttempts; ++i) {
+    Status status = runtime_->submit(
+        InventoryCommand{testing::reserve("to-" + std::to_string(i), "try-sku", 1)},
+        [&, i](const Ack&) {
+          acks_per_attempt[i].fetch_add(1);
+          acks.fetch_add(1);
+        },
+        Admission::kTry);
+    if (status) {
+      accepted[i] = 1;
+      ++accepted_count;
+    } else if (status.code() == storage::StatusCode::kBusy) {
+      ++busy;
+    } else {
+      ++other_refusals;
+    }
+    if (i % 64 == 0) in_flight_max = std::max(in_flight_max, runtime_->stats().in_flight);
+    // Bursts of 100, with a pause for acks to return credit: both answers occur.
+    if (i % 100 == 99) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (acks.load() < accepted_count && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::printf("[   INFO   ] kTry: %zu accepted, %zu busy of %zu\n", accepted_count, busy, kAttempts);
+  EXPECT_GT(busy, 0u) << "20,000 back-to-back kTry submits never found the 4 credits taken";
+  EXPECT_GT(accepted_count, 4u) << "credit never came back between bursts";
+  EXPECT_EQ(other_refusals, 0u);
+  EXPECT_LE(in_flight_max, 4u);
+  ASSERT_EQ(acks.load(), accepted_count);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < kAttempts; ++i) wrong += acks_per_attempt[i].load() != accepted[i];
+  EXPECT_EQ(wrong, 0u) << "an accepted command not acked once, or a refused one acked";
+  EXPECT_TRUE(runtime_->wait_quiet(std::chrono::seconds(10)));
+  EXPECT_EQ(sku_state("try-sku").reserved, static_cast<std::int64_t>(accepted_count));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reopen.
+
+TEST_F(RuntimeTest, ReopenKeepsStateAndItsShardCount) {
+  stock("sku-1", 10);
+  const v1::OrderOutcome outcome = place_and_wait(testing::place_order("o-1", {{"sku-1", 4}}));
+  EXPECT_EQ(outcome.state(), v1::FULFILLED);
+  const sku::State sku_before = sku_state("sku-1");
+  const order::State order_before = order_state("o-1");
+  close();
+
+  Options other;
+  other.data_dir = dir_.sub("data");
+  other.shards = 4;
+  {
+    // runtime.h: "an existing data dir keeps its own count (and refuses a different one)".
+    // Either reading is accepted here, refusing to open or opening with the dir's own 8;
+    // serving it as 4 shards would move entities.
+    auto other_open = Runtime::open(other);
+    if (other_open.is_ok()) {
+      EXPECT_EQ((*other_open)->shard_count(), 8u) << "an 8-shard data dir served as 4 shards";
+      std::printf("[   INFO   ] opening the 8-shard dir with shards = 4 kept its 8 shards (not refused)\n");
+    }
+  }
+
+  ASSERT_NO_FATAL_FAILURE(open());
+  EXPECT_EQ(runtime_->shard_count(), 8u);
+  EXPECT_EQ(sku_state("sku-1"), sku_before);
+  EXPECT_EQ(order_state("o-1"), order_before);
+  EXPECT_TRUE(runtime_->wait_quiet(std::chrono::seconds(10)));
+  EXPECT_EQ(participants_.outcome_messages(), 1u) << "the reopened runtime published the outcome again";
+  // After a clean close nothing handed off is offered again (only a crash may forget a mark).
+  EXPECT_EQ(participants_.counts().reoffered_after_true, 0u);
+}
+
+}  // namespace
+}  // namespace ffe::runtime
