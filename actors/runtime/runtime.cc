@@ -831,10 +831,15 @@ caf::behavior router_actor(RouterActor* self, Impl* rt, ShardId shard) {
   self->delayed_send(self, tick_every, atoms::tick_atom_v);
   self->set_down_handler([self](caf::down_msg& down) {
     auto& s = self->state;
+    // A passivated entity stops normally (and is forgotten in the stopped handler): only a
+    // failure needs the search below, which is linear in the live entities.
+    if (!down.reason || down.reason == caf::exit_reason::user_shutdown ||
+        down.reason == caf::exit_reason::normal) {
+      return;
+    }
     for (auto it = s.entries.begin(); it != s.entries.end(); ++it) {
       if (it->second.actor.address() != down.source) continue;
-      if (down.reason && down.reason != caf::exit_reason::user_shutdown &&
-          down.reason != caf::exit_reason::normal) {
+      {
         s.rt->failures_.fetch_add(1, std::memory_order_relaxed);
         spdlog::error("shard {}: entity {} stopped unexpectedly: {}", s.shard.value, it->first.substr(1),
                       caf::to_string(down.reason));

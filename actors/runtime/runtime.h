@@ -117,7 +117,10 @@ struct Options {
   // CAF scheduler threads; 0: one per core.
   std::size_t scheduler_threads = 0;
   order::Policy order_policy;
-  saga::RetryPolicy retry;
+  // Resend of a step's outstanding requests to participants. Kafka round trips under a
+  // burst take hundreds of milliseconds, so the first resend waits a second (the saga's pure
+  // default, 200 ms, suits the simulation, not a broker).
+  saga::RetryPolicy retry{1'000, 8'000};
   std::chrono::milliseconds passivate_after{60'000};
   std::size_t max_live_entities = 100'000;  // per shard
   std::size_t max_in_flight = 16'384;       // unacknowledged submitted commands

@@ -13,7 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "adapters/http/client.h"
 #include "bench/journal/journal_bench.h"
+#include "bench/reserve/reserve_bench.h"
+#include "adapters/sim/producer.h"    // ffe produce
+#include "adapters/sim/sim_runner.h"  // ffe sim
+#include "adapters/serve/serve.h"     // ffe serve, ffe broker
 #include "sagas/simulation.h"
 
 namespace {
@@ -95,6 +100,24 @@ int run_bench_journal(const BenchJournalArgs& args) {
   return ffe::bench::journal_bench_main(static_cast<int>(flags.size()), argv.data());
 }
 
+struct GetArgs {
+  std::string kind;  // "order" | "sku"
+  std::string id;
+  std::uint64_t revision = 0;
+  bool has_revision = false;
+  std::string http = std::string(ffe::http::kDefaultAddress);
+};
+
+// `ffe get`: one entity from the admin HTTP API; exit 0 found, 1 not found, 2 otherwise.
+int run_get(const GetArgs& args) {
+  const auto outcome = ffe::http::get_entity(
+      args.kind == "order" ? ffe::http::EntityKind::kOrder : ffe::http::EntityKind::kSku, args.id,
+      args.has_revision ? std::optional<std::uint64_t>(args.revision) : std::nullopt, args.http);
+  std::fputs(outcome.out.c_str(), stdout);
+  std::fputs(outcome.err.c_str(), stderr);
+  return outcome.exit_code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,10 +177,252 @@ int main(int argc, char** argv) {
   journal->add_flag("--no-ceiling", bench_journal.no_ceiling, "Measure the journal alone");
   journal->add_option("--dir", bench_journal.dir, "Where to write (default $TMPDIR/ffe-journal-bench-PID)");
 
+  ffe::bench::ReserveBenchOptions bench_reserve;
+  bool reserve_no_progress = false;
+  auto* reserve = bench->add_subcommand(
+      "reserve",
+      "Reservations/s and p50/p99/p99.9 latency of the runtime on a fresh data dir: stock received "
+      "on K SKUs, then N reservations of 1 unit (a new order each, the SKU drawn uniformly; K=1 is "
+      "the hot SKU) with exactly C requests in flight; journal batching, bytes and RSS; checks that "
+      "no SKU is oversold and every attempt is answered (exit 1 if not). --entities-touched M "
+      "measures memory instead. bench/reserve.sh runs it beside Redis+Lua and PostgreSQL");
+  reserve->add_option("--skus", bench_reserve.skus, "K: SKUs the attempts spread over uniformly (1: one hot SKU)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100'000'000}))
+      ->capture_default_str();
+  reserve->add_option("--stock", bench_reserve.stock, "S: units received on each SKU before the run")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1'000'000'000'000}))
+      ->capture_default_str();
+  reserve->add_option("--attempts", bench_reserve.attempts, "N: reservation attempts of 1 unit")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{4'000'000'000}))
+      ->capture_default_str();
+  reserve->add_option("--concurrency", bench_reserve.concurrency,
+                      "C: requests in flight (the window; compare with a peer's clients x pipeline)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->capture_default_str();
+  reserve->add_option("--senders", bench_reserve.senders, "Threads submitting into the window")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}))
+      ->capture_default_str();
+  reserve->add_option("--seed", bench_reserve.seed, "Seed of the SKU drawn per attempt")->capture_default_str();
+  reserve->add_option("--data-dir", bench_reserve.data_dir,
+                      "An empty or new data dir to use and keep (default: a temp dir under $TMPDIR, removed)");
+  reserve->add_flag("--keep", bench_reserve.keep, "Keep the temp data dir (its path is in the JSON)");
+  reserve->add_option("--shards", bench_reserve.shards, "Shards of the new data dir (0: the runtime's default)")
+      ->check(CLI::Range(std::uint32_t{0}, std::uint32_t{4096}))
+      ->capture_default_str();
+  reserve->add_option("--threads", bench_reserve.scheduler_threads, "CAF scheduler threads (0: one per core)")
+      ->capture_default_str();
+  reserve->add_option("--max-live", bench_reserve.max_live,
+                      "max_live_entities per shard (0: the runtime's default)")
+      ->capture_default_str();
+  reserve->add_option("--entities-touched", bench_reserve.entities_touched,
+                      "M > 0: the memory mode: touch M distinct SKUs once each (ReceiveStock qty 1) "
+                      "and report RSS per entity, instead of reservations")
+      ->capture_default_str();
+  reserve->add_flag("--no-progress", reserve_no_progress, "No progress line on stderr (only shown on a terminal)");
+
+  // ffe sim payment|shipping: a participant simulator (adapters/sim/, docs/participants.md).
+  ffe::participants::SimOptions participant;
+  std::string participant_kind;
+  std::vector<std::string> participant_kafka;
+  auto* sim_cmd = app.add_subcommand(
+      "sim",
+      "Run a participant simulator: answers ff.payments.requests (payment) or "
+      "ff.shipments.requests (shipping) by the contract's conventions (tok_decline: DECLINED, "
+      "tok_silent: never answered, country XX: shipment FAILED), dedupes by commandId; "
+      "SIGINT/SIGTERM stop it (exit 0). docs/participants.md");
+  sim_cmd->add_option("KIND", participant_kind, "payment or shipping")
+      ->required()
+      ->check(CLI::IsMember({"payment", "shipping"}));
+  sim_cmd->add_option("--brokers", participant.brokers, "Kafka bootstrap servers (host:port,...)")
+      ->required();
+  sim_cmd->add_option("--topic-prefix", participant.topic_prefix, "Prefix of every topic name")
+      ->capture_default_str();
+  sim_cmd->add_option("--group", participant.group_id,
+                      "Consumer group (default ffe-sim-payment / ffe-sim-shipping)");
+  sim_cmd->add_option("--dedupe-capacity", participant.dedupe_capacity,
+                      "Command ids remembered for dedupe (LRU, about 280 bytes each)")
+      ->check(CLI::Range(std::size_t{4}, std::size_t{100'000'000}))
+      ->capture_default_str();
+  sim_cmd->add_option("--stats-interval", participant.stats_interval_s,
+                      "Seconds between counter lines on stderr (0: only at exit)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  sim_cmd->add_flag("--quiet", participant.quiet, "No counter lines (errors are still logged)");
+  sim_cmd->add_option("-X,--kafka", participant_kafka, "A librdkafka setting key=value (repeatable)")
+      ->allow_extra_args(false);
+
+  // ffe produce orders|stock: the load and demo producer (adapters/sim/producer.h).
+  ffe::participants::ProduceOptions produce;
+  std::string produce_what;
+  std::uint64_t produce_count = 0;
+  std::string produce_id_prefix;
+  std::vector<std::string> produce_kafka;
+  auto* produce_cmd = app.add_subcommand(
+      "produce",
+      "Load and demo producer: ReceiveStock (stock: one receipt per SKU sku-1..sku-K by "
+      "default) or PlaceOrder (orders: 1-3 lines over K SKUs, optional shares of declined, "
+      "silent, unshippable and cancelled orders) commands, rate-limited, with a progress bar; "
+      "waits for every delivery and prints one JSON summary line. docs/participants.md");
+  produce_cmd->add_option("WHAT", produce_what, "orders or stock")
+      ->required()
+      ->check(CLI::IsMember({"orders", "stock"}));
+  produce_cmd->add_option("--brokers", produce.brokers, "Kafka bootstrap servers (host:port,...)")
+      ->required();
+  produce_cmd->add_option("--topic-prefix", produce.topic_prefix, "Prefix of every topic name")
+      ->capture_default_str();
+  auto* count_opt = produce_cmd->add_option(
+      "--count", produce_count, "Orders or receipts to send (default: 1000 orders, or --skus receipts)");
+  count_opt->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000'000}));
+  produce_cmd->add_option("--rate", produce.rate, "Messages per second (0: as fast as possible)")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
+  produce_cmd->add_option("--skus", produce.skus, "K: SKUs sku-1..sku-K")
+      ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{100'000'000}))
+      ->capture_default_str();
+  produce_cmd->add_option("--seed", produce.seed, "Seed of every random choice")->capture_default_str();
+  auto* id_prefix_opt = produce_cmd->add_option(
+      "--id-prefix", produce_id_prefix,
+      "Ids are o-<P>-<i> / r-<P>-<i> (\"\": o-<i>); default: from the clock, unique per run");
+  produce_cmd->add_option("--qty", produce.stock_qty, "stock: units per receipt")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}))
+      ->capture_default_str();
+  produce_cmd->add_option("--max-lines", produce.max_lines, "orders: lines per order, 1..N")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  produce_cmd->add_option("--max-line-qty", produce.max_line_qty, "orders: units per line, 1..N")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}))
+      ->capture_default_str();
+  produce_cmd->add_option("--customers", produce.customers, "orders: customer ids c-1..c-N")
+      ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{1'000'000'000}))
+      ->capture_default_str();
+  produce_cmd->add_option("--decline-pct", produce.decline_pct, "orders: % paid with tok_decline")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  produce_cmd->add_option("--silent-pct", produce.silent_pct, "orders: % paid with tok_silent")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  produce_cmd->add_option("--fail-ship-pct", produce.fail_ship_pct, "orders: % shipped to country XX")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  produce_cmd->add_option("--cancel-pct", produce.cancel_pct, "orders: % followed by a CancelOrder")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  produce_cmd->add_option("--deadline-ms", produce.deadline_ms, "orders: deadlineMs (0: ffe's default)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86'400'000}))
+      ->capture_default_str();
+  produce_cmd->add_flag("--protobuf", produce.protobuf, "Binary Protobuf instead of JSON");
+  produce_cmd->add_flag("--quiet", produce.quiet, "No progress on stderr");
+  produce_cmd->add_option("-X,--kafka", produce_kafka, "A librdkafka setting key=value (repeatable)")
+      ->allow_extra_args(false);
+
+  GetArgs get_args;
+  auto* get = app.add_subcommand(
+      "get",
+      "Print one order or SKU as JSON from a running engine's admin HTTP API, as of its shard's "
+      "current revision or --revision R. Exit 0 found, 1 not found, 2 any other error (410: R was "
+      "compacted; 400: R is in the future) with the server's message");
+  get->add_option("kind", get_args.kind, "order or sku")->required()->check(CLI::IsMember({"order", "sku"}));
+  get->add_option("id", get_args.id, "The order id or the SKU")->required();
+  auto* get_revision = get->add_option("--revision", get_args.revision, "Read as of this revision of the entity's shard");
+  get->add_option("--http", get_args.http, "The admin HTTP address")->capture_default_str();
+
+  // ffe serve: the engine (adapters/serve/serve.h, docs/kafka.md).
+  ffe::serve::ServeOptions serve_options;
+  std::string serve_wire = "json";
+  std::vector<std::string> serve_kafka;
+  auto* serve_cmd = app.add_subcommand(
+      "serve",
+      "Run the engine: consume ff.orders.commands, ff.inventory.commands and the participants' "
+      "replies, drive every order through the saga, publish requests and outcomes (after they "
+      "are durable), bad input to ff.dlq and the journal to ff.events; admin HTTP on --http. "
+      "Without --brokers it starts an embedded Kafka-protocol broker on 127.0.0.1 (in memory) and "
+      "prints its address, so `ffe serve` alone is a working engine kcat can talk to. Creates "
+      "missing topics (partitions = shards). SIGTERM/SIGINT drain and exit 0. docs/kafka.md");
+  serve_cmd->add_option("--brokers", serve_options.brokers,
+                        "Kafka bootstrap servers host:port,... (default: start the embedded broker)");
+  serve_cmd->add_option("--data-dir", serve_options.data_dir, "The journal's directory (created if missing)")
+      ->capture_default_str();
+  serve_cmd->add_option("--http", serve_options.http,
+                        "Admin HTTP address HOST:PORT (port 0: any free port; \"\": no HTTP)")
+      ->capture_default_str();
+  serve_cmd->add_option("--shards", serve_options.shards,
+                        "Shards of a new data dir (default: partitions of <prefix>orders.commands, or 8 "
+                        "when ffe creates the topics); an existing data dir keeps its own")
+      ->check(CLI::Range(std::uint32_t{0}, std::uint32_t{4096}));
+  serve_cmd->add_option("--topic-prefix", serve_options.topic_prefix, "Prefix of every topic name")
+      ->capture_default_str();
+  serve_cmd->add_option("--wire", serve_wire,
+                        "Outgoing messages as canonical JSON or binary Protobuf (content-type says which)")
+      ->check(CLI::IsMember({"json", "protobuf"}))
+      ->capture_default_str();
+  serve_cmd->add_option("--analytics", serve_options.analytics,
+                        "sqlite:PATH or postgresql://... (accepted; CDC arrives with a later issue)");
+  serve_cmd->add_option("-X,--kafka", serve_kafka,
+                        "A librdkafka property name=value for every Kafka client (repeatable)");
+
+  // ffe broker: only the embedded broker, for tests and demos that restart ffe around it.
+  ffe::serve::BrokerOptions broker_options;
+  auto* broker_cmd = app.add_subcommand(
+      "broker",
+      "Run only the embedded Kafka-protocol broker (librdkafka's mock cluster, in memory) on "
+      "127.0.0.1: prints its bootstrap address, creates the contract topics, runs until "
+      "SIGTERM/SIGINT (exit 0). Point `ffe serve --brokers`, `ffe sim`, `ffe produce` or kcat at it");
+  broker_cmd->add_option("--partitions", broker_options.partitions, "Partitions of every contract topic")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  broker_cmd->add_option("--topic-prefix", broker_options.topic_prefix, "Prefix of every topic name")
+      ->capture_default_str();
+  broker_cmd->add_option("--bootstrap-file", broker_options.bootstrap_file,
+                         "Also write the bootstrap address to this file");
+
   CLI11_PARSE(app, argc, argv);
 
   if (version->parsed()) return run_version();
+  if (serve_cmd->parsed()) {
+    serve_options.wire = serve_wire == "protobuf" ? ffe::kafka::Wire::kProtobuf : ffe::kafka::Wire::kJson;
+    for (const std::string& property : serve_kafka) {
+      const auto eq = property.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::fprintf(stderr, "ffe serve: -X %s: expected name=value\n", property.c_str());
+        return 2;
+      }
+      serve_options.kafka_properties.emplace_back(property.substr(0, eq), property.substr(eq + 1));
+    }
+    return ffe::serve::serve(serve_options);
+  }
+  if (broker_cmd->parsed()) return ffe::serve::run_broker(broker_options);
+  if (get->parsed()) {
+    get_args.has_revision = get_revision->count() > 0;
+    return run_get(get_args);
+  }
   if (simulate->parsed()) return run_simulate(sim);
   if (journal->parsed()) return run_bench_journal(bench_journal);
+  if (reserve->parsed()) {
+    bench_reserve.progress = !reserve_no_progress;
+    return ffe::bench::run_reserve_bench(bench_reserve);
+  }
+  if (sim_cmd->parsed()) {
+    if (auto bad = ffe::participants::parse_kafka_settings(participant_kafka, participant.kafka_config)) {
+      std::fprintf(stderr, "ffe sim: %s\n", bad->c_str());
+      return 2;
+    }
+    participant.stop = &ffe::participants::stop_on_signals();
+    return ffe::participants::run_participant(participant_kind == "payment"
+                                                  ? ffe::participants::Kind::kPayment
+                                                  : ffe::participants::Kind::kShipping,
+                                              participant);
+  }
+  if (produce_cmd->parsed()) {
+    if (auto bad = ffe::participants::parse_kafka_settings(produce_kafka, produce.kafka_config)) {
+      std::fprintf(stderr, "ffe produce: %s\n", bad->c_str());
+      return 2;
+    }
+    produce.what = produce_what == "stock" ? ffe::participants::ProduceWhat::kStock
+                                           : ffe::participants::ProduceWhat::kOrders;
+    if (count_opt->count() > 0) produce.count = produce_count;
+    if (id_prefix_opt->count() > 0) produce.id_prefix = produce_id_prefix;
+    produce.stop = &ffe::participants::stop_on_signals();
+    return ffe::participants::run_produce(produce);
+  }
   return 2;  // unreachable: require_subcommand(1)
 }

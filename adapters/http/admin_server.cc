@@ -1,0 +1,445 @@
+#include "adapters/http/admin_server.h"
+
+#include <httplib.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/order/order.h"
+#include "actors/sku/sku.h"
+#include "events/validate.h"
+#include "ffe/v1/journal.pb.h"
+#include "storage/journal.h"
+
+namespace ffe::http {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+using storage::Revision;
+using storage::ShardId;
+using storage::Status;
+using storage::StatusCode;
+
+// Worker threads answering requests: the admin API is for operators, tools and scrapers,
+// not for traffic; four keep a slow digest from blocking a scrape.
+constexpr std::size_t kWorkers = 4;
+constexpr std::size_t kPayloadMaxBytes = 64 * 1024;  // only GETs are served
+constexpr std::string_view kJson = "application/json";
+
+// The route patterns (httplib matches the whole decoded path).
+constexpr const char* kOrderRoute = R"(/v1/orders/([^/]+))";
+constexpr const char* kSkuRoute = R"(/v1/skus/([^/]+))";
+constexpr const char* kShardsRoute = R"(/v1/shards)";
+constexpr const char* kShardRoute = R"(/v1/shards/([^/]+))";
+
+struct Reply {
+  int status = 200;
+  std::string body;
+  std::string content_type = std::string(kJson);
+};
+
+// Never throws on bad UTF-8 (ids are validated, but an error may quote anything).
+std::string dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+Reply json_reply(int status, const json& body) { return Reply{status, dump(body)}; }
+
+Reply error_reply(int status, std::string message, json extra = json::object()) {
+  json body = json::object();
+  body["error"] = std::move(message);
+  for (auto& [key, value] : extra.items()) body[key] = value;
+  return json_reply(status, body);
+}
+
+// ?revision=R: absent (nullopt), a revision, or a 400.
+std::variant<std::optional<Revision>, Reply> parse_revision(const httplib::Request& request) {
+  if (!request.has_param("revision")) return std::optional<Revision>{};
+  if (request.get_param_value_count("revision") > 1) {
+    return error_reply(400, "revision: give it once");
+  }
+  const std::string text = request.get_param_value("revision");
+  Revision revision = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), revision);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return error_reply(400, "revision: must be a non-negative integer below 2^64 (got " + events::quote(text) + ")");
+  }
+  return std::optional<Revision>{revision};
+}
+
+// A journal error as an answer: 410 below the compacted revision, 400 above the current
+// one, 503 while the journal is stopped or closing, 500 otherwise.
+Reply storage_error(const Status& status, const storage::Journal& journal, ShardId shard) {
+  json extra = json::object();
+  extra["shard"] = shard.value;
+  switch (status.code()) {
+    case StatusCode::kCompacted:
+      if (auto compacted = journal.compacted_revision(shard); compacted.is_ok()) {
+        extra["compactedRevision"] = *compacted;
+      }
+      return error_reply(410, status.message(), std::move(extra));
+    case StatusCode::kFutureRevision:
+      if (auto current = journal.revision(shard); current.is_ok()) extra["currentRevision"] = *current;
+      return error_reply(400, status.message(), std::move(extra));
+    case StatusCode::kStopped:
+    case StatusCode::kClosed:
+      return error_reply(503, status.to_string(), std::move(extra));
+    default:
+      return error_reply(500, status.to_string(), std::move(extra));
+  }
+}
+
+const char* line_status_name(order::LineStatus status) {
+  switch (status) {
+    case order::LineStatus::kPending: return "PENDING";
+    case order::LineStatus::kReserved: return "RESERVED";
+    case order::LineStatus::kFailed: return "FAILED";
+    case order::LineStatus::kCommitted: return "COMMITTED";
+    case order::LineStatus::kReleased: return "RELEASED";
+  }
+  return "UNSPECIFIED";
+}
+
+json order_json(const order::State& order, ShardId shard, Revision mod_revision, Revision as_of) {
+  json body = json::object();
+  body["orderId"] = order.order_id;
+  body["state"] = v1::OrderState_Name(order.state);
+  body["terminal"] = order.terminal();
+  body["shard"] = shard.value;
+  body["revision"] = mod_revision;
+  body["asOf"] = as_of;
+  // Terminal is absorbing (invariant 4): the last change of a terminal order is the one
+  // that made it terminal.
+  if (order.terminal()) body["terminalRevision"] = mod_revision;
+  body["customerId"] = order.customer_id;
+  json lines = json::array();
+  for (const order::Line& line : order.lines) {
+    json item = json::object();
+    item["sku"] = line.sku;
+    item["qty"] = line.qty;
+    item["unitPriceCents"] = line.unit_price_cents;
+    item["status"] = line_status_name(line.status);
+    lines.push_back(std::move(item));
+  }
+  body["lines"] = std::move(lines);
+  body["amountCents"] = order.amount_cents;
+  body["currency"] = order.currency;
+  if (order.step != v1::SAGA_STEP_UNSPECIFIED && !order.terminal()) {
+    body["step"] = v1::SagaStep_Name(order.step);
+  }
+  if (order.state == v1::COMPENSATING) body["targetState"] = v1::OrderState_Name(order.target_state);
+  body["reason"] = order.reason;
+  body["paymentId"] = order.payment_id;
+  body["shipmentId"] = order.shipment_id;
+  body["acceptedAtMs"] = order.accepted_at_ms;
+  body["deadlineAtMs"] = order.deadline_at_ms;
+  if (order.terminal()) body["completedAtMs"] = order.completed_at_ms;
+  return body;
+}
+
+json sku_json(const sku::State& sku, ShardId shard, Revision mod_revision, Revision as_of) {
+  json body = json::object();
+  body["sku"] = sku.sku;
+  body["onHand"] = sku.on_hand;
+  body["reserved"] = sku.reserved;
+  body["available"] = sku.available();
+  body["shard"] = shard.value;
+  body["revision"] = mod_revision;
+  body["asOf"] = as_of;
+  body["receivedTotal"] = sku.received_total;
+  body["adjustedInTotal"] = sku.adjusted_in_total;
+  body["adjustedOutTotal"] = sku.adjusted_out_total;
+  body["shippedTotal"] = sku.shipped_total;
+  body["openReservations"] = sku.reservations.size();
+  return body;
+}
+
+}  // namespace
+
+class AdminServer::Impl {
+ public:
+  Impl(runtime::Runtime& runtime, metrics::Registry& registry, std::function<bool()> ready)
+      : runtime_(runtime), registry_(registry), ready_(std::move(ready)) {}
+
+  void install_routes();
+  Reply entity(std::string_view kind, const std::string& id, const httplib::Request& request) const;
+  Reply shards() const;
+  Reply shard(const std::string& text, const httplib::Request& request) const;
+
+  runtime::Runtime& runtime_;
+  metrics::Registry& registry_;
+  std::function<bool()> ready_;
+  httplib::Server server_;
+  std::thread listener_;
+  HostPort bound_;
+  std::mutex stop_mutex_;
+};
+
+namespace {
+
+void send(httplib::Response& response, const Reply& reply) {
+  response.status = reply.status;
+  response.set_content(reply.body, reply.content_type.c_str());
+}
+
+bool is_known_path(const std::string& path) {
+  static const std::regex routes(std::string(kOrderRoute) + "|" + kSkuRoute + "|" + kShardsRoute + "|" +
+                                 kShardRoute + "|/healthz|/readyz|/metrics");
+  return std::regex_match(path, routes);
+}
+
+}  // namespace
+
+// GET /v1/orders/{id}, /v1/skus/{sku}: the entity as of ?revision=R or the shard's current
+// revision, with its mod_revision ("revision") and the revision served at ("asOf").
+Reply AdminServer::Impl::entity(std::string_view kind, const std::string& id,
+                                const httplib::Request& request) const {
+  const bool is_order = kind == "order";
+  const char* field = is_order ? "orderId" : "sku";
+  if (auto invalid = events::validate_id(id, field)) return error_reply(400, invalid->to_string());
+  auto revision_param = parse_revision(request);
+  if (auto* reply = std::get_if<Reply>(&revision_param)) return *reply;
+  const std::optional<Revision> asked = std::get<std::optional<Revision>>(revision_param);
+
+  const storage::Journal& journal = runtime_.journal();
+  const ShardId shard = runtime_.shard_of(id);
+  Revision as_of = 0;
+  if (asked) {
+    as_of = *asked;
+  } else {
+    auto current = journal.revision(shard);
+    if (!current.is_ok()) return storage_error(current.status(), journal, shard);
+    as_of = *current;
+  }
+  const std::string key = is_order ? runtime::order_key(id) : runtime::sku_key(id);
+  auto got = journal.get(shard, key, as_of);
+  if (!got.is_ok()) return storage_error(got.status(), journal, shard);
+
+  auto not_found = [&] {
+    json extra = json::object();
+    extra["shard"] = shard.value;
+    extra["asOf"] = as_of;
+    return error_reply(404, std::string(kind) + " " + events::quote(id) + " not found at revision " +
+                                std::to_string(as_of) + " of shard " + std::to_string(shard.value),
+                       std::move(extra));
+  };
+  if (!got->has_value()) return not_found();
+  const storage::EntityState& entity = **got;
+
+  if (is_order) {
+    v1::OrderSnapshot snapshot;
+    if (!snapshot.ParseFromString(entity.state)) {
+      return error_reply(500, "the journal's state of " + key + " does not parse as an OrderSnapshot");
+    }
+    const order::State state = order::from_snapshot(snapshot);
+    if (!state.exists()) return not_found();
+    return json_reply(200, order_json(state, shard, entity.mod_revision, as_of));
+  }
+  v1::SkuSnapshot snapshot;
+  if (!snapshot.ParseFromString(entity.state)) {
+    return error_reply(500, "the journal's state of " + key + " does not parse as a SkuSnapshot");
+  }
+  const sku::State state = sku::from_snapshot(snapshot);
+  if (!state.exists()) return not_found();
+  return json_reply(200, sku_json(state, shard, entity.mod_revision, as_of));
+}
+
+// GET /v1/shards: every shard's current revision, compacted revision and live digest.
+Reply AdminServer::Impl::shards() const {
+  const storage::Journal& journal = runtime_.journal();
+  json body = json::array();
+  for (std::uint32_t i = 0; i < runtime_.shard_count(); ++i) {
+    const ShardId shard{i};
+    auto revision = journal.revision(shard);
+    if (!revision.is_ok()) return storage_error(revision.status(), journal, shard);
+    auto compacted = journal.compacted_revision(shard);
+    if (!compacted.is_ok()) return storage_error(compacted.status(), journal, shard);
+    auto digest = journal.digest(shard, *revision);
+    if (!digest.is_ok()) return storage_error(digest.status(), journal, shard);
+    json item = json::object();
+    item["shard"] = i;
+    item["revision"] = *revision;
+    item["compactedRevision"] = *compacted;
+    item["digest"] = *digest;
+    body.push_back(std::move(item));
+  }
+  return json_reply(200, body);
+}
+
+// GET /v1/shards/{shard}[?revision=R]: the shard's digest as of R (default: current).
+Reply AdminServer::Impl::shard(const std::string& text, const httplib::Request& request) const {
+  std::uint32_t index = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), index);
+  if (error != std::errc() || end != text.data() + text.size()) {
+    return error_reply(400, "shard: must be a non-negative integer (got " + events::quote(text) + ")");
+  }
+  if (index >= runtime_.shard_count()) {
+    return error_reply(404, "shard " + std::to_string(index) + " not found (shards: 0.." +
+                                std::to_string(runtime_.shard_count() - 1) + ")");
+  }
+  auto revision_param = parse_revision(request);
+  if (auto* reply = std::get_if<Reply>(&revision_param)) return *reply;
+  const std::optional<Revision> asked = std::get<std::optional<Revision>>(revision_param);
+
+  const storage::Journal& journal = runtime_.journal();
+  const ShardId shard{index};
+  Revision revision = 0;
+  if (asked) {
+    revision = *asked;
+  } else {
+    auto current = journal.revision(shard);
+    if (!current.is_ok()) return storage_error(current.status(), journal, shard);
+    revision = *current;
+  }
+  auto digest = journal.digest(shard, revision);
+  if (!digest.is_ok()) return storage_error(digest.status(), journal, shard);
+  json body = json::object();
+  body["shard"] = index;
+  body["revision"] = revision;
+  body["digest"] = *digest;
+  return json_reply(200, body);
+}
+
+void AdminServer::Impl::install_routes() {
+  server_.new_task_queue = [] { return new httplib::ThreadPool(kWorkers); };
+  server_.set_read_timeout(5, 0);
+  server_.set_write_timeout(5, 0);
+  // A stop() waits for idle keep-alive connections to time out: keep that short.
+  server_.set_keep_alive_timeout(1);
+  server_.set_keep_alive_max_count(100);
+  server_.set_payload_max_length(kPayloadMaxBytes);
+  // httplib's default sets SO_REUSEPORT on Linux, which lets a second process (a second
+  // `ffe serve` by the same user) bind the same port and silently take half the requests.
+  // SO_REUSEADDR alone allows a quick restart and still refuses a port that is in use.
+  server_.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+
+  server_.Get(kOrderRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    send(response, entity("order", request.matches[1].str(), request));
+  });
+  server_.Get(kSkuRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    send(response, entity("sku", request.matches[1].str(), request));
+  });
+  server_.Get(kShardsRoute, [this](const httplib::Request&, httplib::Response& response) {
+    send(response, shards());
+  });
+  server_.Get(kShardRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    send(response, shard(request.matches[1].str(), request));
+  });
+  server_.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+    send(response, Reply{200, "ok\n", "text/plain; charset=utf-8"});
+  });
+  server_.Get("/readyz", [this](const httplib::Request&, httplib::Response& response) {
+    const bool ready = !ready_ || ready_();
+    send(response, ready ? Reply{200, "ready\n", "text/plain; charset=utf-8"}
+                         : Reply{503, "not ready\n", "text/plain; charset=utf-8"});
+  });
+  server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
+    send(response, Reply{200, registry_.render(), std::string(metrics::kContentType)});
+  });
+
+  // Only GET (and HEAD) is served: another method on a known path is 405, on anything
+  // else 404 (the error handler below).
+  auto method_not_allowed = [](const httplib::Request& request, httplib::Response& response) {
+    if (!is_known_path(request.path)) {
+      response.status = 404;
+      return;
+    }
+    response.set_header("Allow", "GET, HEAD");
+    send(response, error_reply(405, "method " + events::quote(request.method) + " not allowed; use GET"));
+  };
+  server_.Post(".*", method_not_allowed);
+  server_.Put(".*", method_not_allowed);
+  server_.Patch(".*", method_not_allowed);
+  server_.Delete(".*", method_not_allowed);
+
+  // Runs for every answer >= 400; fills in a JSON body where a handler left none (unknown
+  // paths, httplib's own 400s).
+  using Handled = httplib::Server::HandlerResponse;
+  server_.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request& request, httplib::Response& response) {
+        if (!response.body.empty()) return Handled::Unhandled;
+        const Reply reply =
+            response.status == 404
+                ? error_reply(404, "no such path: " + events::quote(request.path))
+                : error_reply(response.status, "HTTP " + std::to_string(response.status));
+        response.set_content(reply.body, reply.content_type.c_str());
+        return Handled::Handled;
+      }));
+  server_.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
+        std::string what = "unknown exception";
+        try {
+          if (error) std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        send(response, error_reply(500, "internal error: " + what));
+      });
+}
+
+AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+storage::Result<std::unique_ptr<AdminServer>> AdminServer::start(std::string address,
+                                                                  runtime::Runtime& runtime,
+                                                                  metrics::Registry& registry,
+                                                                  std::function<bool()> ready) {
+  auto parsed = parse_address(address);
+  if (!parsed.is_ok()) return parsed.status();
+  auto impl = std::make_unique<Impl>(runtime, registry, std::move(ready));
+  impl->install_routes();
+
+  errno = 0;
+  int port = -1;
+  if (parsed->port == 0) {
+    port = impl->server_.bind_to_any_port(parsed->host);
+  } else if (impl->server_.bind_to_port(parsed->host, parsed->port)) {
+    port = parsed->port;
+  }
+  if (port <= 0) {
+    const int saved = errno;
+    return Status(StatusCode::kIoError, "admin HTTP: cannot listen on " + format_address(*parsed) +
+                                            (saved != 0 ? std::string(": ") + std::strerror(saved) : ""));
+  }
+  impl->bound_ = HostPort{parsed->host, static_cast<std::uint16_t>(port)};
+  httplib::Server* server = &impl->server_;
+  impl->listener_ = std::thread([server] { server->listen_after_bind(); });
+  // httplib's stop() only works once the listener runs: wait for it, so a stop() right
+  // after start() cannot be lost.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!server->is_running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
+}
+
+void AdminServer::stop() {
+  std::lock_guard lock(impl_->stop_mutex_);
+  if (!impl_->listener_.joinable()) return;
+  impl_->server_.stop();
+  impl_->listener_.join();
+}
+
+std::uint16_t AdminServer::port() const { return impl_->bound_.port; }
+
+std::string AdminServer::address() const { return format_address(impl_->bound_); }
+
+}  // namespace ffe::http

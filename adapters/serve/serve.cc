@@ -1,0 +1,356 @@
+#include "adapters/serve/serve.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "adapters/http/admin_server.h"
+#include "adapters/kafka/broker.h"
+#include "adapters/kafka/events_publisher.h"
+#include "adapters/kafka/ingress.h"
+#include "adapters/kafka/producer.h"
+#include "adapters/kafka/topics.h"
+#include "adapters/metrics/metrics.h"
+#include "adapters/metrics/runtime_metrics.h"
+#include "storage/journal.h"
+
+namespace ffe::serve {
+
+using storage::Result;
+using storage::ShardId;
+using storage::Status;
+using storage::StatusCode;
+
+namespace {
+
+constexpr std::uint32_t kDefaultShards = 8;
+
+void say(std::FILE* out, const std::string& line) {
+  if (out == nullptr) return;
+  std::fprintf(out, "%s\n", line.c_str());
+  std::fflush(out);
+}
+
+bool is_new_data_dir(const std::string& dir) {
+  std::error_code ec;
+  return !std::filesystem::exists(dir, ec) || std::filesystem::is_empty(dir, ec);
+}
+
+Status with_context(const Status& status, const std::string& context) {
+  return Status(status.code(), context + ": " + status.message());
+}
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  explicit Impl(ServeOptions options) : options_(std::move(options)), topics_(options_.topic_prefix) {}
+  ~Impl() { stop(); }
+
+  Status start();
+  void stop();
+
+  ServeOptions options_;
+  kafka::Topics topics_;
+  std::string bootstrap_;
+  std::unique_ptr<kafka::EmbeddedBroker> broker_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::KafkaEgress> egress_;
+  std::unique_ptr<runtime::Runtime> runtime_;
+  std::unique_ptr<kafka::Ingress> ingress_;
+  std::unique_ptr<kafka::EventsPublisher> events_;
+  std::unique_ptr<metrics::Registry> registry_;
+  metrics::Registration runtime_metrics_;
+  metrics::Registration kafka_metrics_;
+  std::unique_ptr<http::AdminServer> http_;
+  bool stopped_ = false;
+
+ private:
+  Result<std::uint32_t> shards_for_new_data_dir(const kafka::ClientConfig& client);
+  void register_kafka_metrics();
+  void drain_outbox(std::chrono::milliseconds timeout);
+};
+
+Result<std::uint32_t> Server::Impl::shards_for_new_data_dir(const kafka::ClientConfig& client) {
+  if (options_.shards > 0) return options_.shards;
+  if (broker_) return kDefaultShards;  // the embedded broker starts empty
+  auto counts = kafka::partition_counts(client, {topics_.orders_commands});
+  if (!counts) return with_context(counts.status(), "reading the partitions of " + topics_.orders_commands);
+  if ((*counts)[0]) return static_cast<std::uint32_t>(*(*counts)[0]);
+  return kDefaultShards;
+}
+
+Status Server::Impl::start() {
+  // 1. The cluster.
+  if (options_.brokers.empty()) {
+    auto broker = kafka::EmbeddedBroker::start();
+    if (!broker) return broker.status();
+    broker_ = std::move(*broker);
+    bootstrap_ = broker_->bootstrap();
+    say(options_.out, "ffe: embedded Kafka broker at " + bootstrap_);
+  } else {
+    bootstrap_ = options_.brokers;
+  }
+  kafka::ClientConfig client;
+  client.brokers = bootstrap_;
+  client.client_id = "ffe";
+  client.properties = options_.kafka_properties;
+
+  if (!options_.analytics.empty()) {
+    spdlog::warn("serve: --analytics {} is accepted but not used yet (CDC arrives with a later issue)",
+                 options_.analytics);
+  }
+
+  // 2. The runtime, with the egress closed until the topics exist (the relays keep offering).
+  std::uint32_t shards = options_.shards;
+  if (is_new_data_dir(options_.data_dir)) {
+    auto wanted = shards_for_new_data_dir(client);
+    if (!wanted) return wanted.status();
+    shards = *wanted;
+  }
+  kafka::Producer::Options producer_options;
+  producer_options.client = client;
+  // stop() flushes (5 s) before the producer closes; what is left then is in the journal.
+  producer_options.close_flush_timeout = std::chrono::seconds(1);
+  auto producer = kafka::Producer::create(producer_options);
+  if (!producer) return producer.status();
+  producer_ = std::move(*producer);
+  egress_ = std::make_unique<kafka::KafkaEgress>(*producer_,
+                                                 kafka::KafkaEgress::Options{options_.topic_prefix, options_.wire});
+  runtime::Options runtime_options;
+  runtime_options.data_dir = options_.data_dir;
+  runtime_options.shards = shards;
+  runtime_options.topic_prefix = options_.topic_prefix;
+  runtime_options.egress = egress_.get();
+  if (options_.tune_runtime) options_.tune_runtime(runtime_options);
+  auto runtime = runtime::Runtime::open(std::move(runtime_options));
+  if (!runtime) return with_context(runtime.status(), "opening the data dir " + options_.data_dir);
+  runtime_ = std::move(*runtime);
+  shards = runtime_->shard_count();
+
+  // 3. The topics (partitions = shards when ffe makes them).
+  if (broker_) {
+    if (Status status = broker_->create_topics(topics_.all(), static_cast<int>(shards)); !status) return status;
+  }
+  auto ensured = kafka::ensure_topics(client, topics_, static_cast<int>(shards));
+  if (!ensured) {
+    return Status(ensured.status().code(),
+                  ensured.status().message() +
+                      " (a cluster without the Admin API, such as `ffe broker`, needs the topics made beforehand: "
+                      "`ffe broker --topic-prefix " + options_.topic_prefix + "` makes them)");
+  }
+  for (const std::string& topic : ensured->created) spdlog::info("serve: created topic {} ({} partitions)", topic, shards);
+  if (auto counts = kafka::partition_counts(client, {topics_.orders_commands}); counts && (*counts)[0] &&
+                                                                               *(*counts)[0] != static_cast<int>(shards)) {
+    spdlog::warn("serve: {} has {} partitions but the data dir has {} shards: correct, but partition p no longer "
+                 "maps to shard p",
+                 topics_.orders_commands, *(*counts)[0], shards);
+  }
+  egress_->open();
+
+  // 4. Input and the journal feed.
+  kafka::Ingress::Options ingress_options;
+  ingress_options.client = client;
+  ingress_options.topic_prefix = options_.topic_prefix;
+  ingress_ = std::make_unique<kafka::Ingress>(*runtime_, *producer_, ingress_options);
+  if (Status status = ingress_->start(); !status) return with_context(status, "starting the ingress");
+  kafka::EventsPublisher::Options events_options;
+  events_options.topic = topics_.events;
+  events_ = std::make_unique<kafka::EventsPublisher>(runtime_->journal(), *producer_, events_options);
+  if (Status status = events_->start(); !status) return with_context(status, "starting the events publisher");
+
+  // 5. Admin HTTP.
+  registry_ = std::make_unique<metrics::Registry>();
+  runtime_metrics_ = metrics::register_runtime_metrics(*registry_, *runtime_);
+  register_kafka_metrics();
+  if (!options_.http.empty()) {
+    auto server = http::AdminServer::start(options_.http, *runtime_, *registry_, [] { return true; });
+    if (!server) return with_context(server.status(), "starting the admin HTTP server on " + options_.http);
+    http_ = std::move(*server);
+  }
+
+  say(options_.out, "ffe: ready: " + std::to_string(shards) + " shards, data dir " + options_.data_dir + ", brokers " +
+                        bootstrap_ + ", topics " + options_.topic_prefix + "*, wire " +
+                        (options_.wire == kafka::Wire::kJson ? "json" : "protobuf") + ", admin http " +
+                        (http_ ? http_->address() : std::string("off")));
+  return Status::ok();
+}
+
+void Server::Impl::register_kafka_metrics() {
+  kafka_metrics_ = registry_->add_collector([this](metrics::Scrape& scrape) {
+    if (ingress_) {
+      const kafka::Ingress::Stats s = ingress_->stats();
+      scrape.counter("ffe_ingress_consumed_total", "Messages received from the input topics", {}, s.consumed);
+      scrape.counter("ffe_ingress_submitted_total", "Commands handed to the runtime", {}, s.submitted);
+      scrape.counter("ffe_ingress_dlq_total", "Messages sent to the DLQ", {}, s.dlq);
+      scrape.counter("ffe_ingress_dlq_delivered_total", "DLQ records acknowledged by the broker", {}, s.dlq_delivered);
+      scrape.counter("ffe_ingress_unknown_entity_total", "Commands for an unknown order (sent to the DLQ)", {},
+                     s.unknown_entity);
+      scrape.counter("ffe_ingress_busy_total", "Submits refused for lack of credit (partition paused)", {}, s.busy);
+      scrape.counter("ffe_ingress_ack_errors_total", "Commands the runtime could not apply", {}, s.ack_errors);
+      scrape.counter("ffe_ingress_watermark_commits_total", "Resume positions recorded in the journal", {},
+                     s.watermark_commits);
+    }
+    if (egress_) {
+      const kafka::KafkaEgress::Stats s = egress_->stats();
+      scrape.counter("ffe_egress_records_total", "Outbox records acknowledged by the broker", {}, s.records);
+      scrape.counter("ffe_egress_failed_calls_total", "Outbox batches offered again after a delivery failure", {},
+                     s.failed_calls);
+    }
+    if (events_) {
+      scrape.counter("ffe_events_published_total", "Journal events acknowledged on the events topic", {},
+                     events_->events_published());
+    }
+  });
+}
+
+void Server::Impl::drain_outbox(std::chrono::milliseconds timeout) {
+  storage::Journal& journal = runtime_->journal();
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (ShardId shard : journal.shards()) {
+    while (std::chrono::steady_clock::now() < until) {
+      auto cursor = journal.outbox_cursor(shard);
+      if (!cursor || !journal.wait_for_outbox(shard, *cursor, std::chrono::milliseconds(0))) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+void Server::Impl::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  // Nothing new comes in; what was handed over is acknowledged and its position recorded.
+  if (ingress_) ingress_->stop();
+  if (runtime_) {
+    if (!runtime_->wait_quiet(std::chrono::seconds(10))) spdlog::warn("serve: the runtime did not go quiet in 10 s");
+    // Give the relays the chance to send what is durable (what they miss goes out next start).
+    if (egress_) drain_outbox(std::chrono::seconds(10));
+  }
+  if (events_) events_->stop();
+  if (http_) http_->stop();
+  kafka_metrics_.reset();
+  runtime_metrics_.reset();
+  if (egress_) egress_->close();
+  if (producer_ && !producer_->flush(std::chrono::seconds(5))) {
+    spdlog::warn("serve: {} records were not delivered before the timeout", producer_->in_flight());
+  }
+  http_.reset();
+  events_.reset();
+  ingress_.reset();
+  runtime_.reset();
+  producer_.reset();
+  egress_.reset();
+  registry_.reset();
+  broker_.reset();
+}
+
+// ---- Server -------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<Server>> Server::start(ServeOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  if (Status status = impl->start(); !status) {
+    impl->stop();
+    return status;
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+void Server::stop() { impl_->stop(); }
+const std::string& Server::bootstrap() const { return impl_->bootstrap_; }
+std::string Server::http_address() const { return impl_->http_ ? impl_->http_->address() : std::string(); }
+runtime::Runtime& Server::runtime() { return *impl_->runtime_; }
+kafka::Ingress& Server::ingress() { return *impl_->ingress_; }
+kafka::KafkaEgress& Server::egress() { return *impl_->egress_; }
+kafka::EventsPublisher& Server::events_publisher() { return *impl_->events_; }
+Status Server::health() const {
+  if (!impl_->runtime_) return Status(StatusCode::kClosed, "stopped");
+  return impl_->runtime_->journal().status();
+}
+
+// ---- the commands ------------------------------------------------------------------------------
+
+namespace {
+
+// Blocks SIGTERM and SIGINT in this thread and in every thread started after it, so they are
+// taken only by wait_for_stop_signal() (sigwait), never delivered to a random thread.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Waits for SIGTERM/SIGINT, checking `healthy` every second; returns the signal, or 0 when
+// `healthy` turned false.
+int wait_for_stop_signal(const sigset_t& set, const std::function<bool()>& healthy) {
+  while (true) {
+    timespec one_second{1, 0};
+    const int signal = sigtimedwait(&set, nullptr, &one_second);
+    if (signal > 0) return signal;
+    if (healthy && !healthy()) return 0;
+  }
+}
+
+}  // namespace
+
+int serve(const ServeOptions& options) {
+  const sigset_t signals = block_stop_signals();
+  auto server = Server::start(options);
+  if (!server) {
+    std::fprintf(stderr, "ffe serve: %s\n", server.status().to_string().c_str());
+    return 1;
+  }
+  const int signal = wait_for_stop_signal(signals, [&] { return (*server)->health().is_ok(); });
+  if (signal == 0) {
+    std::fprintf(stderr, "ffe serve: the journal stopped: %s; shutting down\n",
+                 (*server)->health().to_string().c_str());
+    (*server)->stop();
+    return 1;
+  }
+  say(options.out, std::string("ffe: ") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining and stopping");
+  (*server)->stop();
+  say(options.out, "ffe: stopped");
+  return 0;
+}
+
+int run_broker(const BrokerOptions& options) {
+  const sigset_t signals = block_stop_signals();
+  auto broker = kafka::EmbeddedBroker::start();
+  if (!broker) {
+    std::fprintf(stderr, "ffe broker: %s\n", broker.status().to_string().c_str());
+    return 1;
+  }
+  const kafka::Topics topics(options.topic_prefix);
+  if (Status status = (*broker)->create_topics(topics.all(), options.partitions); !status) {
+    std::fprintf(stderr, "ffe broker: %s\n", status.to_string().c_str());
+    return 1;
+  }
+  if (!options.bootstrap_file.empty()) {
+    std::ofstream file(options.bootstrap_file, std::ios::trunc);
+    file << (*broker)->bootstrap() << "\n";
+    if (!file.flush()) {
+      std::fprintf(stderr, "ffe broker: cannot write %s\n", options.bootstrap_file.c_str());
+      return 1;
+    }
+  }
+  say(options.out, "ffe: embedded Kafka broker at " + (*broker)->bootstrap());
+  say(options.out, "ffe broker: topics " + options.topic_prefix + "{orders.commands, inventory.commands, "
+                   "payments.requests, payments.replies, shipments.requests, shipments.replies, orders.outcomes, "
+                   "dlq, events} with " + std::to_string(options.partitions) +
+                   " partitions each; in memory only; SIGTERM or Ctrl-C stops it");
+  const int signal = wait_for_stop_signal(signals, nullptr);
+  say(options.out, std::string("ffe broker: ") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") + ": stopping");
+  broker->reset();
+  return 0;
+}
+
+}  // namespace ffe::serve

@@ -1,0 +1,539 @@
+// `ffe serve`'s Kafka side, in process: the embedded broker (librdkafka's mock cluster) with
+// the contract topics, a serve::Server on a temp data dir, and plain librdkafka clients that
+// play producers, participants and readers, so every check goes through the Kafka protocol
+// and the contracts (ARCHITECTURE.md): ingress -> runtime, DLQ, resume from the journal's
+// positions, egress JSON/Protobuf, ff.events, backpressure.
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "adapters/kafka/broker.h"
+#include "adapters/kafka/events_publisher.h"
+#include "adapters/kafka/ingress.h"
+#include "adapters/kafka/topics.h"
+#include "adapters/serve/serve.h"
+#include "events/codec.h"
+#include "ffe/v1/journal.pb.h"
+#include "ffe/v1/outcomes.pb.h"
+#include "storage/journal.h"
+#include "tests/kafka/kafka_test_support.h"
+#include "tests/storage/test_support.h"
+
+namespace ffe::kafka {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::eventually;
+using testing::Message;
+using testing::TestParticipants;
+using testing::TestProducer;
+using testing::TestReader;
+
+constexpr int kPartitions = 4;
+
+std::string receive_json(const std::string& sku, int qty, const std::string& receipt) {
+  return R"({"receiveStock": {"sku": ")" + sku + R"(", "qty": )" + std::to_string(qty) + R"(, "receiptId": ")" +
+         receipt + R"("}})";
+}
+
+std::string adjust_json(const std::string& sku, int delta, const std::string& id) {
+  return R"({"adjustStock": {"sku": ")" + sku + R"(", "delta": )" + std::to_string(delta) +
+         R"(, "reason": "count", "adjustmentId": ")" + id + R"("}})";
+}
+
+std::string place_json(const std::string& order, const std::string& sku, int qty, const std::string& token = "tok_visa") {
+  return R"({"placeOrder": {"orderId": ")" + order + R"(", "customerId": "c-7", "lines": [{"sku": ")" + sku +
+         R"(", "qty": )" + std::to_string(qty) + R"(, "unitPriceCents": 1299}], "payment": {"method": "card", "token": ")" +
+         token +
+         R"("}, "shipTo": {"name": "A. Customer", "line1": "1 Main St", "city": "Springfield", "country": "US"}, "deadlineMs": 60000}})";
+}
+
+storage::Revision revisions_total(runtime::Runtime& runtime) {
+  storage::Revision total = 0;
+  for (storage::ShardId shard : runtime.journal().shards()) total += *runtime.journal().revision(shard);
+  return total;
+}
+
+// Every event in the journal, all shards.
+std::size_t journal_events(runtime::Runtime& runtime) {
+  std::size_t events = 0;
+  for (storage::ShardId shard : runtime.journal().shards()) {
+    auto watch = runtime.journal().watch(shard, "", 1);
+    if (!watch) return 0;
+    while (true) {
+      auto records = watch->next();
+      if (!records || records->empty()) break;
+      for (const auto& record : *records) events += record.events.size();
+    }
+  }
+  return events;
+}
+
+// Orders o-0..o-(n-1) are all REJECTED (terminal: nothing of theirs moves any more).
+bool all_rejected(runtime::Runtime& runtime, int n) {
+  for (int i = 0; i < n; ++i) {
+    auto order = runtime.order("o-" + std::to_string(i));
+    if (!order || !order->has_value() || (*order)->state != v1::REJECTED) return false;
+  }
+  return true;
+}
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto broker = EmbeddedBroker::start();
+    ASSERT_TRUE(broker) << broker.status().to_string();
+    broker_ = std::move(*broker);
+    ASSERT_TRUE(broker_->create_topics(Topics("ff.").all(), kPartitions));
+    producer_ = std::make_unique<TestProducer>(broker_->bootstrap());
+  }
+
+  std::unique_ptr<serve::Server> start_server(const std::function<void(serve::ServeOptions&)>& tune = {}) {
+    serve::ServeOptions options;
+    options.brokers = broker_->bootstrap();
+    options.data_dir = dir_.sub("data");
+    options.http = "";
+    options.out = nullptr;
+    options.shards = kPartitions;
+    if (tune) tune(options);
+    auto server = serve::Server::start(options);
+    EXPECT_TRUE(server) << server.status().to_string();
+    if (!server) return nullptr;
+    return std::move(*server);
+  }
+
+  // Sends and returns where it landed.
+  std::pair<std::int32_t, std::int64_t> send(const std::string& topic, const std::optional<std::string>& key,
+                                             const std::string& value,
+                                             const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    auto at = producer_->send(topic, key, value, headers);
+    EXPECT_TRUE(at) << "producing to " << topic;
+    return at.value_or(std::make_pair(-1, -1));
+  }
+
+  storage::testing::TempDir dir_;
+  std::unique_ptr<EmbeddedBroker> broker_;
+  std::unique_ptr<TestProducer> producer_;
+};
+
+TEST_F(ServeTest, PlaceOrderFromKafkaBecomesAnOrderAndItsPaymentRequestGoesOutAsJson) {
+  auto server = start_server();
+  ASSERT_TRUE(server);
+  send("ff.inventory.commands", "sku-1", receive_json("sku-1", 10, "r-1"));
+  send("ff.orders.commands", "o-1001", place_json("o-1001", "sku-1", 2));
+
+  runtime::Runtime& runtime = server->runtime();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto order = runtime.order("o-1001");
+        return order && order->has_value() && (*order)->state == v1::AUTHORIZING;
+      },
+      20s));
+  auto sku = runtime.sku("sku-1");
+  ASSERT_TRUE(sku && sku->has_value());
+  EXPECT_EQ((*sku)->on_hand, 10);
+  EXPECT_EQ((*sku)->reserved, 2);
+
+  // The authorize request left through the egress, as canonical JSON, keyed by the order.
+  TestReader requests(broker_->bootstrap(), "ff.payments.requests");
+  auto read = requests.read_until(1, 20s);
+  ASSERT_EQ(read.size(), 1u);
+  EXPECT_EQ(read[0].key, std::optional<std::string>("o-1001"));
+  EXPECT_EQ(read[0].header("content-type"), std::optional<std::string>("application/json"));
+  auto decoded = events::decode_payment_request(read[0].value, read[0].header("content-type"));
+  ASSERT_TRUE(std::holds_alternative<v1::PaymentRequest>(decoded)) << read[0].value;
+  const auto& request = std::get<v1::PaymentRequest>(decoded);
+  EXPECT_EQ(request.command_id(), "o-1001:authorize:1");
+  EXPECT_EQ(request.authorize().amount_cents(), 2598);
+  EXPECT_NE(read[0].value.find("\"commandId\""), std::string::npos) << read[0].value;
+
+  // Each command's own position travels with its effects.
+  const std::string source = Ingress::position_source("ff.orders.commands", 0);
+  bool found = false;
+  for (storage::ShardId shard : runtime.journal().shards()) {
+    auto positions = runtime.journal().input_positions(shard);
+    ASSERT_TRUE(positions);
+    for (const auto& position : *positions) {
+      if (position.source.starts_with("ff.orders.commands/")) found = true;
+    }
+  }
+  EXPECT_TRUE(found) << "no input position named like " << source;
+}
+
+TEST_F(ServeTest, BadInputLandsInTheDlqWithItsOriginalKeyBytesAndSourceHeaders) {
+  auto server = start_server();
+  ASSERT_TRUE(server);
+  const std::string garbage("\x00\xff{not json", 11);
+  const std::string unknown_command = R"({"shipOrder": {"orderId": "o-9"}})";
+  const std::string empty_id = R"({"placeOrder": {"orderId": ""}})";
+  const std::string cancel_unknown = R"({"cancelOrder": {"orderId": "o-nobody", "reason": "customer request"}})";
+  const std::string bad_binary = "\x0a\xff\xff";
+  const std::string bad_receipt = R"({"receiveStock": {"sku": "", "qty": 1, "receiptId": "r-1"}})";
+  std::map<std::string, std::tuple<std::string, std::string, std::pair<std::int32_t, std::int64_t>>> sent;
+  sent["k-garbage"] = {"ff.orders.commands", garbage, send("ff.orders.commands", "k-garbage", garbage)};
+  sent["k-unknown"] = {"ff.orders.commands", unknown_command,
+                       send("ff.orders.commands", "k-unknown", unknown_command, {{"trace-id", "t-1"}})};
+  sent["k-empty"] = {"ff.orders.commands", empty_id, send("ff.orders.commands", "k-empty", empty_id)};
+  sent["k-cancel"] = {"ff.orders.commands", cancel_unknown, send("ff.orders.commands", "k-cancel", cancel_unknown)};
+  sent["k-binary"] = {"ff.payments.replies", bad_binary,
+                      send("ff.payments.replies", "k-binary", bad_binary,
+                           {{"content-type", "application/x-protobuf"}})};
+  sent["k-receipt"] = {"ff.inventory.commands", bad_receipt, send("ff.inventory.commands", "k-receipt", bad_receipt)};
+  // No key at all: it goes to the DLQ without one.
+  const std::string keyless = "keyless garbage";
+  const auto keyless_at = send("ff.orders.commands", std::nullopt, keyless);
+
+  TestReader dlq(broker_->bootstrap(), "ff.dlq");
+  auto read = dlq.read_until(sent.size() + 1, 30s);
+  ASSERT_EQ(read.size(), sent.size() + 1);
+  std::set<std::string> seen;
+  for (const Message& m : read) {
+    if (!m.key) {
+      EXPECT_EQ(m.value, keyless);
+      EXPECT_EQ(m.header("ff-source-offset"), std::optional<std::string>(std::to_string(keyless_at.second)));
+      continue;
+    }
+    auto it = sent.find(*m.key);
+    ASSERT_NE(it, sent.end()) << *m.key;
+    seen.insert(*m.key);
+    const auto& [topic, bytes, at] = it->second;
+    EXPECT_EQ(m.value, bytes) << *m.key;
+    EXPECT_EQ(m.header("ff-source-topic"), std::optional<std::string>(topic)) << *m.key;
+    EXPECT_EQ(m.header("ff-source-partition"), std::optional<std::string>(std::to_string(at.first))) << *m.key;
+    EXPECT_EQ(m.header("ff-source-offset"), std::optional<std::string>(std::to_string(at.second))) << *m.key;
+    ASSERT_TRUE(m.header("ff-error").has_value()) << *m.key;
+    EXPECT_FALSE(m.header("ff-error")->empty()) << *m.key;
+  }
+  EXPECT_EQ(seen.size(), sent.size());
+  auto by_key = [&](const std::string& key) {
+    for (const Message& m : read) {
+      if (m.key == key) return m;
+    }
+    return Message{};
+  };
+  EXPECT_EQ(by_key("k-cancel").header("ff-error"), std::optional<std::string>("unknown order"));
+  EXPECT_NE(by_key("k-unknown").header("ff-error")->find("unknown command"), std::string::npos)
+      << *by_key("k-unknown").header("ff-error");
+  EXPECT_NE(by_key("k-empty").header("ff-error")->find("orderId"), std::string::npos)
+      << *by_key("k-empty").header("ff-error");
+  // The producer's own headers travel with the message.
+  EXPECT_EQ(by_key("k-unknown").header("trace-id"), std::optional<std::string>("t-1"));
+  EXPECT_EQ(by_key("k-binary").header("content-type"), std::optional<std::string>("application/x-protobuf"));
+
+  // Nothing of it changed state, and every DLQ record counts as acknowledged.
+  EXPECT_EQ(revisions_total(server->runtime()), 0u);
+  ASSERT_TRUE(eventually([&] { return server->ingress().stats().dlq_delivered == sent.size() + 1; }, 10s));
+  const auto stats = server->ingress().stats();
+  EXPECT_EQ(stats.unknown_entity, 1u);
+  EXPECT_EQ(stats.ack_errors, 0u);
+}
+
+// What a clean stop records: every partition resumes exactly after what it consumed, so a
+// restart consumes nothing old and applies the next message once.
+TEST_F(ServeTest, ARestartResumesFromTheRecordedPositions) {
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> next;  // (topic, partition) -> end offset
+  storage::Revision revisions = 0;
+  std::size_t messages = 0;
+  {
+    auto server = start_server();
+    ASSERT_TRUE(server);
+    for (int i = 0; i < 24; ++i) {
+      const std::string sku = "sku-" + std::to_string(i % 6);
+      auto at = send("ff.inventory.commands", sku, receive_json(sku, 1, "r-" + std::to_string(i)));
+      next[{"ff.inventory.commands", at.first}] = at.second + 1;
+      ++messages;
+    }
+    for (int i = 0; i < 4; ++i) {
+      // No such SKU: REJECTED at once (terminal, no saga timers).
+      const std::string order = "o-" + std::to_string(i);
+      auto at = send("ff.orders.commands", order, place_json(order, "sku-none", 1));
+      next[{"ff.orders.commands", at.first}] = at.second + 1;
+      ++messages;
+    }
+    ASSERT_TRUE(eventually([&] { return server->ingress().stats().submitted == messages; }, 30s));
+    ASSERT_TRUE(server->runtime().wait_quiet(10s));
+    ASSERT_TRUE(eventually([&] { return all_rejected(server->runtime(), 4); }, 20s));
+    ASSERT_TRUE(server->runtime().wait_quiet(10s));
+    revisions = revisions_total(server->runtime());
+    EXPECT_GE(revisions, messages);
+    server->stop();
+  }
+  {
+    auto server = start_server();
+    ASSERT_TRUE(server);
+    // Every partition's recorded position is the end of what was consumed.
+    for (const auto& [where, end] : next) {
+      auto recorded = Ingress::recorded_watermark(server->runtime().journal(), server->runtime().shard_count(),
+                                                  where.first, where.second);
+      ASSERT_TRUE(recorded);
+      EXPECT_EQ(*recorded, std::optional<std::int64_t>(end)) << where.first << "/" << where.second;
+    }
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(server->ingress().stats().consumed, 0u);
+    send("ff.inventory.commands", "sku-0", receive_json("sku-0", 5, "r-new"));
+    ASSERT_TRUE(eventually([&] { return server->ingress().stats().submitted == 1; }, 20s));
+    ASSERT_TRUE(server->runtime().wait_quiet(10s));
+    EXPECT_EQ(revisions_total(server->runtime()), revisions + 1);
+    auto sku = server->runtime().sku("sku-0");
+    ASSERT_TRUE(sku && sku->has_value());
+    EXPECT_EQ((*sku)->on_hand, 4 + 5);
+    // ff.events resumed after its cursors too: every journal event exactly once.
+    const std::size_t events = journal_events(server->runtime());
+    TestReader events_topic(broker_->bootstrap(), "ff.events");
+    events_topic.read_until(events, 30s);
+    EXPECT_EQ(events_topic.read_for(1s).size(), events);
+  }
+}
+
+// What a crash leaves: positions behind what was applied. Rewind every recorded position to
+// 0 (as if ffe died right after applying everything, before recording), restart: every
+// message is delivered again and nothing is applied twice (invariant 3).
+TEST_F(ServeTest, RedeliveryAfterACrashChangesNothing) {
+  storage::Revision revisions = 0;
+  std::size_t messages = 0;
+  std::vector<std::pair<std::string, std::int32_t>> partitions;
+  {
+    auto server = start_server();
+    ASSERT_TRUE(server);
+    for (int i = 0; i < 20; ++i) {
+      const std::string sku = "sku-" + std::to_string(i % 5);
+      send("ff.inventory.commands", sku, receive_json(sku, 2, "r-" + std::to_string(i)));
+      ++messages;
+    }
+    for (int i = 0; i < 5; ++i) {
+      const std::string sku = "sku-" + std::to_string(i);
+      send("ff.inventory.commands", sku, adjust_json(sku, -1, "a-" + std::to_string(i)));
+      ++messages;
+    }
+    for (int i = 0; i < 3; ++i) {
+      const std::string order = "o-" + std::to_string(i);
+      send("ff.orders.commands", order, place_json(order, "sku-none", 1));
+      ++messages;
+    }
+    ASSERT_TRUE(eventually([&] { return server->ingress().stats().submitted == messages; }, 30s));
+    ASSERT_TRUE(server->runtime().wait_quiet(10s));
+    ASSERT_TRUE(eventually([&] { return all_rejected(server->runtime(), 3); }, 20s));
+    ASSERT_TRUE(server->runtime().wait_quiet(10s));
+    revisions = revisions_total(server->runtime());
+    EXPECT_GE(revisions, messages);
+    // The "crash": every partition's resume position goes back to 0.
+    storage::Journal& journal = server->runtime().journal();
+    for (const std::string& topic : Topics("ff.").inputs()) {
+      for (std::int32_t p = 0; p < kPartitions; ++p) partitions.emplace_back(topic, p);
+    }
+    server->ingress().stop();
+    for (const auto& [topic, p] : partitions) {
+      storage::CommitRequest rewind;
+      rewind.shard = storage::ShardId{static_cast<std::uint32_t>(p) % server->runtime().shard_count()};
+      rewind.input = storage::InputPosition{Ingress::watermark_source(topic, p), 0};
+      ASSERT_TRUE(journal.commit(std::move(rewind)).get().status);
+    }
+    server->stop();
+  }
+  auto server = start_server();
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ingress().stats().submitted == messages; }, 30s))
+      << server->ingress().stats().submitted;
+  ASSERT_TRUE(server->runtime().wait_quiet(10s));
+  EXPECT_EQ(revisions_total(server->runtime()), revisions) << "a redelivered message was applied again";
+  for (int i = 0; i < 5; ++i) {
+    auto sku = server->runtime().sku("sku-" + std::to_string(i));
+    ASSERT_TRUE(sku && sku->has_value());
+    EXPECT_EQ((*sku)->on_hand, 4 * 2 - 1) << "sku-" << i;
+  }
+  EXPECT_EQ(server->ingress().stats().dlq, 0u);
+}
+
+TEST_F(ServeTest, AFulfilledOrderEndsWithOneJsonOutcomeAndTheJournalOnTheEventsTopic) {
+  TestParticipants participants(broker_->bootstrap());
+  auto server = start_server();
+  ASSERT_TRUE(server);
+  send("ff.inventory.commands", "sku-1", receive_json("sku-1", 10, "r-1"));
+  send("ff.orders.commands", "o-ok", place_json("o-ok", "sku-1", 2));
+  send("ff.orders.commands", "o-declined", place_json("o-declined", "sku-1", 3, "tok_decline"));
+
+  TestReader outcomes(broker_->bootstrap(), "ff.orders.outcomes");
+  auto read = outcomes.read_until(2, 60s);
+  ASSERT_EQ(read.size(), 2u);
+  std::map<std::string, v1::OrderOutcome> by_order;
+  for (const Message& m : read) {
+    EXPECT_EQ(m.header("content-type"), std::optional<std::string>("application/json"));
+    v1::OrderOutcome outcome;
+    ASSERT_FALSE(events::decode(m.value, m.header("content-type"), outcome)) << m.value;
+    EXPECT_EQ(m.key, std::optional<std::string>(outcome.order_id()));
+    by_order[outcome.order_id()] = outcome;
+  }
+  ASSERT_TRUE(by_order.contains("o-ok"));
+  ASSERT_TRUE(by_order.contains("o-declined"));
+  const v1::OrderOutcome& ok = by_order["o-ok"];
+  EXPECT_EQ(ok.state(), v1::FULFILLED);
+  EXPECT_EQ(ok.payment_id(), "p-o-ok");
+  EXPECT_EQ(ok.shipment_id(), "s-o-ok");
+  EXPECT_EQ(static_cast<std::uint32_t>(ok.shard()), server->runtime().shard_of("o-ok").value);
+  auto order = server->runtime().order("o-ok");
+  ASSERT_TRUE(order && order->has_value());
+  EXPECT_GT(ok.revision(), 0);
+  EXPECT_EQ(by_order["o-declined"].state(), v1::CANCELLED);
+  EXPECT_EQ(participants.non_json_requests(), 0u);
+  auto sku = server->runtime().sku("sku-1");
+  ASSERT_TRUE(sku && sku->has_value());
+  EXPECT_EQ((*sku)->on_hand, 8);
+  EXPECT_EQ((*sku)->reserved, 0);
+
+  // ff.events carries every journal event, in revision order per shard, as JournalEvents.
+  ASSERT_TRUE(server->runtime().wait_quiet(10s));
+  std::size_t journal_events = 0;
+  std::map<std::uint32_t, storage::Revision> heads;
+  for (storage::ShardId shard : server->runtime().journal().shards()) {
+    auto watch = server->runtime().journal().watch(shard, "", 1);
+    ASSERT_TRUE(watch);
+    while (true) {
+      auto records = watch->next();
+      ASSERT_TRUE(records);
+      if (records->empty()) break;
+      for (const auto& record : *records) journal_events += record.events.size();
+    }
+    heads[shard.value] = *server->runtime().journal().revision(shard);
+  }
+  TestReader events_topic(broker_->bootstrap(), "ff.events");
+  auto events_read = events_topic.read_until(journal_events, 30s);
+  ASSERT_EQ(events_read.size(), journal_events);
+  std::map<std::int32_t, std::int64_t> last_revision;
+  for (const Message& m : events_read) {
+    EXPECT_EQ(m.header("content-type"), std::optional<std::string>("application/x-protobuf"));
+    v1::JournalEvent event;
+    ASSERT_TRUE(event.ParseFromString(m.value));
+    EXPECT_EQ(m.key, std::optional<std::string>(event.entity_key()));
+    EXPECT_EQ(event.schema_version(), 1u);
+    EXPECT_TRUE(event.has_sku() || event.has_order());
+    EXPECT_EQ(event.has_sku(), event.entity_key().starts_with("sku/"));
+    // Per shard (per key, within a partition) revisions never go back.
+    EXPECT_GE(event.revision(), last_revision[event.shard()]);
+    last_revision[event.shard()] = event.revision();
+  }
+  server->stop();
+  // After a clean stop every shard's cursor is at its head.
+  {
+    storage::testing::CounterFolder folder;
+    storage::JournalOptions options;
+    options.folder = &folder;
+    auto journal = storage::Journal::open(dir_.sub("data"), options);
+    ASSERT_TRUE(journal) << journal.status().to_string();
+    for (const auto& [shard, head] : heads) {
+      auto cursor = EventsPublisher::stored_cursor(**journal, storage::ShardId{shard});
+      ASSERT_TRUE(cursor);
+      EXPECT_EQ(*cursor, head) << "shard " << shard;
+    }
+  }
+}
+
+TEST_F(ServeTest, WireProtobufSendsBinaryMessages) {
+  auto server = start_server([](serve::ServeOptions& options) { options.wire = Wire::kProtobuf; });
+  ASSERT_TRUE(server);
+  send("ff.inventory.commands", "sku-1", receive_json("sku-1", 10, "r-1"));
+  send("ff.orders.commands", "o-bin", place_json("o-bin", "sku-1", 1));
+  TestReader requests(broker_->bootstrap(), "ff.payments.requests");
+  auto read = requests.read_until(1, 20s);
+  ASSERT_EQ(read.size(), 1u);
+  EXPECT_EQ(read[0].header("content-type"), std::optional<std::string>("application/x-protobuf"));
+  v1::PaymentRequest request;
+  ASSERT_TRUE(request.ParseFromString(read[0].value));
+  EXPECT_EQ(request.order_id(), "o-bin");
+}
+
+// A runtime with 2 credits: the ingress gets kBusy again and again, pauses the partition and
+// retries. Receipts and adjustments alternate on one SKU (one partition); an adjustment that
+// overtook its receipt would be refused (it would take on_hand below 0), so the final counts
+// prove that nothing was dropped and nothing reordered.
+TEST_F(ServeTest, BackpressurePausesThePartitionAndLosesOrReordersNothing) {
+  auto server = start_server([](serve::ServeOptions& options) {
+    options.tune_runtime = [](runtime::Options& runtime) { runtime.max_in_flight = 2; };
+  });
+  ASSERT_TRUE(server);
+  constexpr int kPairs = 150;
+  for (int i = 0; i < kPairs; ++i) {
+    producer_->send("ff.inventory.commands", "sku-bp", receive_json("sku-bp", 1, "r-" + std::to_string(i)));
+    producer_->send("ff.inventory.commands", "sku-bp", adjust_json("sku-bp", -1, "a-" + std::to_string(i)));
+  }
+  ASSERT_TRUE(eventually([&] { return server->ingress().stats().submitted == 2 * kPairs; }, 60s))
+      << server->ingress().stats().submitted;
+  ASSERT_TRUE(server->runtime().wait_quiet(10s));
+  auto sku = server->runtime().sku("sku-bp");
+  ASSERT_TRUE(sku && sku->has_value());
+  EXPECT_EQ((*sku)->received_total, kPairs);
+  EXPECT_EQ((*sku)->adjusted_out_total, kPairs);
+  EXPECT_EQ((*sku)->on_hand, 0);
+  EXPECT_EQ(revisions_total(server->runtime()), 2u * kPairs);
+  const auto stats = server->ingress().stats();
+  EXPECT_EQ(stats.dlq, 0u);
+  EXPECT_EQ(stats.consumed, 2u * kPairs + stats.refetched);
+  EXPECT_GT(stats.busy, 0u) << "the test never hit backpressure";
+}
+
+// The broker goes away for a few seconds while an order waits for its payment (its retry
+// timer keeps resending the authorize into the outbox): ffe keeps its state, librdkafka
+// retries, and once the broker is back the reply and a new order go through; nothing is
+// lost and nothing reaches the DLQ.
+TEST_F(ServeTest, ABrokerThatGoesAwayAndComesBackLosesNothing) {
+  auto server = start_server([](serve::ServeOptions& options) {
+    // Reconnect promptly once the broker is back (librdkafka's default backoff grows to 10 s).
+    options.kafka_properties = {{"reconnect.backoff.max.ms", "500"}};
+  });
+  ASSERT_TRUE(server);
+  send("ff.inventory.commands", "sku-1", receive_json("sku-1", 10, "r-1"));
+  send("ff.orders.commands", "o-a", place_json("o-a", "sku-1", 1));
+  runtime::Runtime& runtime = server->runtime();
+  auto state_of = [&](const std::string& id) {
+    auto order = runtime.order(id);
+    return order && order->has_value() ? (*order)->state : v1::ORDER_STATE_UNSPECIFIED;
+  };
+  ASSERT_TRUE(eventually([&] { return state_of("o-a") == v1::AUTHORIZING; }, 20s));
+
+  ASSERT_TRUE(broker_->set_available(false));
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(state_of("o-a"), v1::AUTHORIZING);  // the state is kept while the broker is away
+  ASSERT_TRUE(broker_->set_available(true));
+
+  // The participant answers the authorize (any copy of it: same commandId), and a new order
+  // comes in.
+  v1::PaymentReply reply;
+  reply.set_command_id("o-a:authorize:1");
+  reply.set_order_id("o-a");
+  reply.set_status(v1::PaymentReply::APPROVED);
+  reply.set_payment_id("p-a");
+  ASSERT_TRUE(producer_->send("ff.payments.replies", "o-a", events::encode_json(reply)));
+  ASSERT_TRUE(producer_->send("ff.orders.commands", "o-b", place_json("o-b", "sku-1", 1)));
+  EXPECT_TRUE(eventually([&] { return state_of("o-a") == v1::SHIPPING; }, 30s)) << v1::OrderState_Name(state_of("o-a"));
+  EXPECT_TRUE(eventually([&] { return state_of("o-b") == v1::AUTHORIZING; }, 30s));
+
+  // The requests made while the broker was away went out once it was back.
+  TestReader shipments(broker_->bootstrap(), "ff.shipments.requests");
+  auto read = shipments.read_until(1, 30s);
+  ASSERT_GE(read.size(), 1u);
+  EXPECT_EQ(read[0].key, std::optional<std::string>("o-a"));
+  TestReader payments(broker_->bootstrap(), "ff.payments.requests");
+  std::set<std::string> ordered;
+  for (const Message& m : payments.read_for(2s)) ordered.insert(m.key.value_or(""));
+  EXPECT_TRUE(ordered.contains("o-a"));
+  EXPECT_TRUE(ordered.contains("o-b"));
+  EXPECT_EQ(server->ingress().stats().dlq, 0u);
+  EXPECT_EQ(server->ingress().stats().ack_errors, 0u);
+}
+
+TEST_F(ServeTest, AnExistingDataDirWithAnotherShardCountIsRefusedClearly) {
+  { ASSERT_TRUE(start_server()); }
+  serve::ServeOptions options;
+  options.brokers = broker_->bootstrap();
+  options.data_dir = dir_.sub("data");
+  options.http = "";
+  options.out = nullptr;
+  options.shards = kPartitions + 1;
+  auto server = serve::Server::start(options);
+  ASSERT_FALSE(server);
+  EXPECT_NE(server.status().message().find("shards"), std::string::npos) << server.status().to_string();
+}
+
+}  // namespace
+}  // namespace ffe::kafka

@@ -1,0 +1,137 @@
+// The simulators' fast JSON writer (adapters/sim/json_writer.h) prints exactly what
+// events::encode_json prints, byte for byte, for every message it writes: fixed edge cases
+// (defaults, absent sub-messages, empty lines, escaping, non-ASCII, unknown enum values) and
+// many random messages.
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+#include "adapters/sim/json_writer.h"
+#include "events/codec.h"
+
+namespace ffe::participants {
+namespace {
+
+std::string random_text(std::mt19937_64& rng, bool ascii_only) {
+  static const std::string kAlphabet =
+      "abcXYZ019 -_.:<>&'\"\\/\t\n\r\b\f\x01\x1f\x7f";
+  std::string text;
+  const std::size_t length = rng() % 12;
+  for (std::size_t i = 0; i < length; ++i) {
+    if (!ascii_only && rng() % 16 == 0) {
+      text += "\xc3\xa9";  // é
+    } else {
+      text += kAlphabet[rng() % kAlphabet.size()];
+    }
+  }
+  return text;
+}
+
+template <class Message>
+void expect_same(const Message& message) {
+  EXPECT_EQ(json::encode(message), events::encode_json(message)) << message.ShortDebugString();
+}
+
+TEST(JsonWriter, EdgeCasesPrintLikeProtobuf) {
+  expect_same(v1::OrderCommand());
+  expect_same(v1::InventoryCommand());
+  v1::OrderCommand empty_place;
+  empty_place.mutable_place_order();
+  expect_same(empty_place);
+  v1::OrderCommand cancel;
+  cancel.mutable_cancel_order()->set_order_id("o-1");
+  expect_same(cancel);
+  v1::InventoryCommand adjust;
+  adjust.mutable_adjust_stock()->set_delta(-3);
+  expect_same(adjust);
+  v1::PaymentReply unknown_status;
+  unknown_status.set_status(static_cast<v1::PaymentReply::Status>(42));
+  expect_same(unknown_status);
+  v1::ShipmentReply unset;
+  expect_same(unset);
+  v1::PaymentReply escaped;
+  escaped.set_command_id("<a> \"b\" \\c\x01\x7f\t");
+  escaped.set_reason("caf\xc3\xa9 \xe2\x80\xa8");  // non-ASCII: the fallback
+  expect_same(escaped);
+  v1::OrderCommand place;
+  v1::PlaceOrder& p = *place.mutable_place_order();
+  p.set_order_id("o-1");
+  p.add_lines()->set_qty(std::numeric_limits<std::int64_t>::min());
+  p.mutable_ship_to();
+  p.set_deadline_ms(std::numeric_limits<std::int64_t>::max());
+  expect_same(place);
+}
+
+TEST(JsonWriter, RandomMessagesPrintLikeProtobuf) {
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 3000; ++i) {
+    const bool ascii = i % 4 != 0;
+    v1::OrderCommand order;
+    if (rng() % 5 == 0) {
+      order.mutable_cancel_order()->set_order_id(random_text(rng, ascii));
+      order.mutable_cancel_order()->set_reason(random_text(rng, ascii));
+    } else {
+      v1::PlaceOrder& p = *order.mutable_place_order();
+      p.set_order_id(random_text(rng, ascii));
+      p.set_customer_id(random_text(rng, ascii));
+      for (std::uint64_t l = rng() % 4; l > 0; --l) {
+        v1::OrderLine& line = *p.add_lines();
+        line.set_sku(random_text(rng, ascii));
+        line.set_qty(static_cast<std::int64_t>(rng()));
+        line.set_unit_price_cents(static_cast<std::int64_t>(rng() % 100000));
+      }
+      if (rng() % 4) {
+        p.mutable_payment()->set_method(random_text(rng, ascii));
+        p.mutable_payment()->set_token(random_text(rng, ascii));
+      }
+      if (rng() % 4) {
+        v1::Address& a = *p.mutable_ship_to();
+        a.set_name(random_text(rng, ascii));
+        a.set_line1(random_text(rng, ascii));
+        a.set_city(random_text(rng, ascii));
+        a.set_country(random_text(rng, ascii));
+        a.set_line2(random_text(rng, ascii));
+        a.set_postal_code(random_text(rng, ascii));
+        a.set_region(random_text(rng, ascii));
+      }
+      p.set_deadline_ms(static_cast<std::int64_t>(rng() % 100000));
+      p.set_currency(random_text(rng, ascii));
+    }
+    expect_same(order);
+
+    v1::InventoryCommand stock;
+    if (rng() % 2) {
+      stock.mutable_receive_stock()->set_sku(random_text(rng, ascii));
+      stock.mutable_receive_stock()->set_qty(static_cast<std::int64_t>(rng() % 1000));
+      stock.mutable_receive_stock()->set_receipt_id(random_text(rng, ascii));
+    } else {
+      stock.mutable_adjust_stock()->set_sku(random_text(rng, ascii));
+      stock.mutable_adjust_stock()->set_delta(-static_cast<std::int64_t>(rng() % 1000));
+      stock.mutable_adjust_stock()->set_reason(random_text(rng, ascii));
+      stock.mutable_adjust_stock()->set_adjustment_id(random_text(rng, ascii));
+    }
+    expect_same(stock);
+
+    v1::PaymentReply payment;
+    payment.set_command_id(random_text(rng, ascii));
+    payment.set_order_id(random_text(rng, ascii));
+    payment.set_status(static_cast<v1::PaymentReply::Status>(rng() % 4));
+    payment.set_payment_id(random_text(rng, ascii));
+    payment.set_reason(random_text(rng, ascii));
+    expect_same(payment);
+
+    v1::ShipmentReply shipment;
+    shipment.set_command_id(random_text(rng, ascii));
+    shipment.set_order_id(random_text(rng, ascii));
+    shipment.set_status(static_cast<v1::ShipmentReply::Status>(rng() % 4));
+    shipment.set_shipment_id(random_text(rng, ascii));
+    shipment.set_reason(random_text(rng, ascii));
+    expect_same(shipment);
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+}  // namespace
+}  // namespace ffe::participants
