@@ -122,7 +122,9 @@ struct Options {
   // default, 200 ms, suits the simulation, not a broker).
   saga::RetryPolicy retry{1'000, 8'000};
   std::chrono::milliseconds passivate_after{60'000};
-  std::size_t max_live_entities = 100'000;  // per shard
+  // Per shard. A live SKU actor costs about 4-5 KB (docs/runtime-bench.md), so the default
+  // bounds 8 shards to about 400 MB of actors whatever the number of entities.
+  std::size_t max_live_entities = 10'000;
   std::size_t max_in_flight = 16'384;       // unacknowledged submitted commands
   // Journal tuning (storage::JournalOptions has the details).
   std::size_t commit_batch_commands = 4096;

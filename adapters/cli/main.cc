@@ -4,6 +4,8 @@
 //
 // CLI11 is expensive to compile (5-10 s per translation unit), so it lives in this one file.
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <google/protobuf/stubs/common.h>
 
@@ -16,6 +18,7 @@
 #include "adapters/http/client.h"
 #include "bench/journal/journal_bench.h"
 #include "bench/reserve/reserve_bench.h"
+#include "bench/e2e/e2e_bench.h"      // ffe bench e2e
 #include "adapters/sim/producer.h"    // ffe produce
 #include "adapters/sim/sim_runner.h"  // ffe sim
 #include "adapters/serve/serve.h"     // ffe serve, ffe broker
@@ -121,6 +124,8 @@ int run_get(const GetArgs& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Logs go to stderr: stdout carries what scripts read (status lines, JSON results).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("ffe"));
   CLI::App app{"ffe: an order-fulfillment engine. Kafka producers submit orders; ffe reserves "
                "stock, drives payment and shipment through a saga, compensates on failure or "
                "timeout, and confirms each order's terminal state at a revision."};
@@ -219,6 +224,52 @@ int main(int argc, char** argv) {
                       "and report RSS per entity, instead of reservations")
       ->capture_default_str();
   reserve->add_flag("--no-progress", reserve_no_progress, "No progress line on stderr (only shown on a terminal)");
+
+  // ffe bench e2e: orders through Kafka, end to end, in one process (bench/e2e/, docs/e2e-bench.md).
+  ffe::bench::E2eBenchOptions bench_e2e;
+  std::string e2e_wire = "json";
+  bool e2e_no_progress = false;
+  auto* e2e = bench->add_subcommand(
+      "e2e",
+      "Orders/s and p50/p99 placement-to-outcome latency end to end, in one process: the embedded "
+      "broker (or --brokers), the engine of `ffe serve` on a fresh data dir, `ffe sim payment` and "
+      "`ffe sim shipping` on threads, a load producer placing N orders at --rate over K SKUs "
+      "(stock received first) and a reader of ff.orders.outcomes; beside the broker's own "
+      "produce+consume ceiling measured in the same run, messages per order per topic, the ratio, "
+      "and CPU seconds per component. Exit 1 unless every order got exactly one outcome, FULFILLED");
+  e2e->add_option("--orders", bench_e2e.orders, "N: orders placed in the timed phase")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100'000'000}))
+      ->capture_default_str();
+  e2e->add_option("--rate", bench_e2e.rate, "Orders per second (0: open loop, as fast as possible)")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
+  e2e->add_option("--skus", bench_e2e.skus, "K: SKUs sku-1..sku-K the order lines spread over")
+      ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{10'000'000}))
+      ->capture_default_str();
+  e2e->add_option("--shards", bench_e2e.shards, "Shards of the engine = partitions of every topic (0: 8)")
+      ->check(CLI::Range(std::uint32_t{0}, std::uint32_t{4096}))
+      ->capture_default_str();
+  e2e->add_option("--brokers", bench_e2e.brokers,
+                  "Kafka bootstrap servers (default: the embedded broker, in this process)");
+  e2e->add_option("--topic-prefix", bench_e2e.topic_prefix,
+                  "Prefix of every topic (default ff. on the embedded broker, a fresh one with --brokers)");
+  e2e->add_option("--seconds-max", bench_e2e.seconds_max, "Give up waiting for outcomes after this long")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->capture_default_str();
+  e2e->add_option("--data-dir", bench_e2e.data_dir,
+                  "An empty or new data dir to use and keep (default: a temp dir under $TMPDIR, removed)");
+  e2e->add_flag("--keep", bench_e2e.keep, "Keep the temp data dir (its path is in the JSON)");
+  e2e->add_option("--wire", e2e_wire, "Every message as canonical JSON or binary Protobuf")
+      ->check(CLI::IsMember({"json", "protobuf"}))
+      ->capture_default_str();
+  e2e->add_option("--ceiling-messages", bench_e2e.ceiling_messages,
+                  "Messages of the raw broker produce+consume run (0: skip it)")
+      ->capture_default_str();
+  e2e->add_option("--warmup", bench_e2e.warmup_orders, "Orders completed before timing starts (not counted)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000}))
+      ->capture_default_str();
+  e2e->add_flag("--threads", bench_e2e.threads, "Also print CPU seconds per thread on stderr");
+  e2e->add_flag("--no-progress", e2e_no_progress, "No progress line on stderr (only shown on a terminal)");
 
   // ffe sim payment|shipping: a participant simulator (adapters/sim/, docs/participants.md).
   ffe::participants::SimOptions participant;
@@ -400,6 +451,11 @@ int main(int argc, char** argv) {
   if (reserve->parsed()) {
     bench_reserve.progress = !reserve_no_progress;
     return ffe::bench::run_reserve_bench(bench_reserve);
+  }
+  if (e2e->parsed()) {
+    bench_e2e.protobuf = e2e_wire == "protobuf";
+    bench_e2e.progress = !e2e_no_progress;
+    return ffe::bench::run_e2e_bench(bench_e2e);
   }
   if (sim_cmd->parsed()) {
     if (auto bad = ffe::participants::parse_kafka_settings(participant_kafka, participant.kafka_config)) {

@@ -36,6 +36,7 @@ struct Original {
   std::string key;
   std::string value;
   std::vector<Header> headers;
+  bool inventory = false;  // an inventory command: any refusal goes to the DLQ
 };
 
 // PartitionState — one input partition. The consumer thread owns the fields above `mu`;
@@ -87,7 +88,7 @@ std::optional<std::string> header_value(RdKafka::Message& message, const std::st
   return std::string(static_cast<const char*>(header.value()), header.value_size());
 }
 
-std::shared_ptr<const Original> original_of(RdKafka::Message& message) {
+std::shared_ptr<Original> original_of(RdKafka::Message& message) {
   auto original = std::make_shared<Original>();
   if (const std::string* key = message.key(); key != nullptr) original->key = *key;
   if (message.payload() != nullptr) original->value.assign(static_cast<const char*>(message.payload()), message.len());
@@ -169,9 +170,14 @@ Decoded decode(InputKind kind, std::string_view bytes, std::optional<std::string
   return events::DecodeError{"unknown input topic"};
 }
 
-// A command that can name an order that does not exist (the runtime then answers
-// kUnknownEntity and the message goes to the DLQ): everything but PlaceOrder and inventory.
-bool may_be_unknown(const Command& command) {
+// A command whose refusal goes to the DLQ, so its original bytes are kept until it is
+// acknowledged: an order command that can name an order that does not exist (kUnknownEntity),
+// and every inventory command. An inventory command has no outcome topic, so a receipt or
+// adjustment the SKU refuses (qty 0, a delta that would take stock below zero) would
+// otherwise vanish without a trace (invariant 6). PlaceOrder never needs it: a refused order
+// is a journaled REJECTED outcome.
+bool may_go_to_dlq(const Command& command) {
+  if (std::holds_alternative<runtime::InventoryCommand>(command)) return true;
   const auto* order = std::get_if<runtime::OrderCommand>(&command);
   return order != nullptr && !std::holds_alternative<v1::PlaceOrder>(*order);
 }
@@ -217,8 +223,13 @@ struct Shared {
       }
       return;
     }
-    if (ack.rejection && ack.rejection->code == RejectionCode::kUnknownEntity && original) {
-      unknown_entity.fetch_add(1, std::memory_order_relaxed);
+    // Unknown order (a cancel or a reply for an order that does not exist), or any refused
+    // inventory command: to the DLQ with the reason. Other refusals of order commands change
+    // nothing and are answered elsewhere (a late reply is counted; a cancel after terminal is
+    // a no-op by contract).
+    const bool refused_inventory = ack.rejection && original && original->inventory;
+    if (ack.rejection && original && (ack.rejection->code == RejectionCode::kUnknownEntity || refused_inventory)) {
+      if (ack.rejection->code == RejectionCode::kUnknownEntity) unknown_entity.fetch_add(1, std::memory_order_relaxed);
       std::lock_guard lock(dlq_mu);
       dlq_jobs.push_back(DlqJob{&p, offset, original, ack.rejection->reason});
       return;  // acknowledged once the DLQ record is delivered
@@ -463,7 +474,12 @@ Ingress::Impl::Handed Ingress::Impl::hand(PartitionState& p, RdKafka::Message& m
     return Handed::kDone;
   }
   Command& command = std::get<Command>(decoded);
-  std::shared_ptr<const Original> original = may_be_unknown(command) ? original_of(message) : nullptr;
+  std::shared_ptr<const Original> original;
+  if (may_go_to_dlq(command)) {
+    std::shared_ptr<Original> kept = original_of(message);
+    kept->inventory = std::holds_alternative<runtime::InventoryCommand>(command);
+    original = std::move(kept);
+  }
   std::int64_t handed_before;
   {
     std::lock_guard lock(p.mu);

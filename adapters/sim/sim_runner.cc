@@ -182,6 +182,10 @@ int run_participant(Kind kind, const SimOptions& options) {
       {"client.id", "ffe-sim-" + std::string(kind_name(kind))},
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
+      // A participant answers as soon as a request arrives: with librdkafka's default
+      // (500 ms) a broker that holds an empty fetch for the whole wait (the embedded mock
+      // does) delays every reply by about half a second.
+      {"fetch.wait.max.ms", "10"},
   };
   consumer_settings.insert(consumer_settings.end(), options.kafka_config.begin(),
                            options.kafka_config.end());
