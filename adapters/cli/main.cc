@@ -268,7 +268,9 @@ int main(int argc, char** argv) {
   e2e->add_option("--warmup", bench_e2e.warmup_orders, "Orders completed before timing starts (not counted)")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000}))
       ->capture_default_str();
-  e2e->add_flag("--threads", bench_e2e.threads, "Also print CPU seconds per thread on stderr");
+  e2e->add_option("--threads", bench_e2e.scheduler_threads, "CAF scheduler threads of the engine (0: one per core)")
+      ->capture_default_str();
+  e2e->add_flag("--thread-cpu", bench_e2e.thread_cpu, "Also print CPU seconds per thread on stderr");
   e2e->add_flag("--no-progress", e2e_no_progress, "No progress line on stderr (only shown on a terminal)");
 
   // ffe sim payment|shipping: a participant simulator (adapters/sim/, docs/participants.md).

@@ -19,6 +19,8 @@
 //   8. High watermarks of every contract topic before and after the timed phase (after the
 //      journal feed settled): messages per order, per topic. CPU seconds per thread over the
 //      timed phase (/proc/self/task), grouped by which step started the thread.
+//   9. Where the latency goes: the six hop topics read back between the two snapshots, the
+//      CreateTime of each order's first message on each, p50/p99 per hop.
 //
 // ok: every order got exactly one outcome, all FULFILLED, nothing in the DLQ.
 
@@ -995,6 +997,11 @@ bool Bench::setup() {
   serve_options.topic_prefix = prefix_;
   serve_options.wire = options_.protobuf ? kafka::Wire::kProtobuf : kafka::Wire::kJson;
   serve_options.out = nullptr;
+  if (options_.scheduler_threads > 0) {
+    serve_options.tune_runtime = [threads = options_.scheduler_threads](runtime::Options& runtime) {
+      runtime.scheduler_threads = threads;
+    };
+  }
   auto server = serve::Server::start(serve_options);
   if (!server) return fail("cannot start the engine: " + server.status().to_string());
   server_ = std::move(*server);
@@ -1233,7 +1240,7 @@ int Bench::run() {
     cpu_total += s;
   }
 
-  if (options_.threads) {
+  if (options_.thread_cpu) {
     std::vector<std::pair<double, std::string>> rows;
     for (const auto& [key, value] : per_name) {
       rows.emplace_back(value.first, key.first + " / " + key.second + " (x" + std::to_string(value.second) + ")");
@@ -1272,6 +1279,7 @@ int Bench::run() {
   field("rate", fixed(options_.rate, 0));
   field("skus", u64(options_.skus));
   field("shards", u64(static_cast<std::uint64_t>(partitions_)));
+  field("scheduler_threads", u64(options_.scheduler_threads));
   field("wire", json_string(options_.protobuf ? "protobuf" : "json"));
   field("brokers", json_string(broker_ ? "embedded" : brokers_));
   field("outcomes", u64(outcomes));

@@ -34,7 +34,8 @@ struct E2eBenchOptions {
   bool protobuf = false;              // --wire protobuf: orders, requests, replies, outcomes in binary
   std::uint64_t ceiling_messages = 200'000;  // the raw broker run; 0: skip it
   std::uint64_t warmup_orders = 200;  // placed and completed before timing (not counted)
-  bool threads = false;               // also print CPU seconds per thread on stderr
+  std::size_t scheduler_threads = 0;  // CAF scheduler threads of the engine; 0: its default (one per core)
+  bool thread_cpu = false;            // also print CPU seconds per thread on stderr
   bool progress = true;               // a progress line on stderr, only if it is a terminal
 };
 
