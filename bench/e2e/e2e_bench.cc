@@ -24,6 +24,7 @@
 //
 // ok: every order got exactly one outcome, all FULFILLED, nothing in the DLQ.
 
+#include "bench/json_text.h"
 #include "bench/e2e/e2e_bench.h"
 
 #include <librdkafka/rdkafkacpp.h>
@@ -80,22 +81,6 @@ std::int64_t wall_ms() {
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 std::string fixed(double value, int digits) {
   if (!std::isfinite(value)) return "null";

@@ -22,6 +22,7 @@
 //
 // Never asserts on time; exit 1 only when the correctness check fails.
 
+#include "bench/json_text.h"
 #include "bench/reserve/reserve_bench.h"
 
 #include <malloc.h>
@@ -152,22 +153,6 @@ std::string sku_name(const char* prefix, std::uint64_t i) {
   return name;
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 // Counts answers and hands the window's permits back; shared by the Ack callbacks.
 struct Window {
