@@ -18,6 +18,12 @@ packages=(
   # Kafka clients ffe did not write: the README's kcat examples, the demo in scripts/run.sh
   # and the end-to-end tests talk to ffe through them.
   kcat python3-kafka
+  # the analytics sink's server: the CDC tests and the plain-process environment start a
+  # PostgreSQL 15 of their own (initdb in a temp dir, loopback, a free port)
+  postgresql
+  # compose/docker-compose.yml is checked with `docker-compose config` (there is no Docker
+  # engine on the build machines; everything compose starts also runs as plain processes)
+  docker-compose
 )
 
 missing=()

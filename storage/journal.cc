@@ -7,17 +7,22 @@
 #include <rocksdb/write_batch.h>
 
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -143,6 +148,16 @@ std::int64_t wall_clock_ms() {
       .count();
 }
 
+// A read-only journal (a RocksDB secondary) races the engine that owns the dir: the engine
+// may delete a table file (after a compaction) between the secondary reading the MANIFEST
+// and opening the file. Such an error is retried after a catch-up, a few times.
+constexpr int kReadOnlyAttempts = 10;
+constexpr auto kReadOnlyRetryWait = std::chrono::milliseconds(20);
+
+bool file_vanished(const rocksdb::Status& status) {
+  return (status.IsIOError() || status.IsPathNotFound()) && contains(status.ToString(), "No such file");
+}
+
 bool starts_with(const rocksdb::Slice& key, std::string_view prefix) {
   return key.size() >= prefix.size() && std::memcmp(key.data(), prefix.data(), prefix.size()) == 0;
 }
@@ -207,20 +222,32 @@ struct Pending {
 
 // A consistent view of the DB for one read operation: a RocksDB snapshot, released when
 // the view goes. Owner: the reading call, on its own thread; never shared.
+//
+// Read-only journals (a RocksDB secondary instance) cannot take snapshots: a secondary's
+// view moves only when refresh() catches up with the primary, so the view holds
+// `refresh_mu` shared instead, and refresh() takes it exclusively.
 class ReadView {
  public:
-  explicit ReadView(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {
+  ReadView(rocksdb::DB* db, std::shared_mutex* refresh_mu) : db_(db) {
+    if (refresh_mu != nullptr) {
+      refresh_lock_ = std::shared_lock<std::shared_mutex>(*refresh_mu);
+    } else {
+      snapshot_ = db->GetSnapshot();
+    }
     options.snapshot = snapshot_;
     options.verify_checksums = true;
   }
-  ~ReadView() { db_->ReleaseSnapshot(snapshot_); }
+  ~ReadView() {
+    if (snapshot_ != nullptr) db_->ReleaseSnapshot(snapshot_);
+  }
   ReadView(const ReadView&) = delete;
   ReadView& operator=(const ReadView&) = delete;
   rocksdb::ReadOptions options;
 
  private:
   rocksdb::DB* db_;
-  const rocksdb::Snapshot* snapshot_;
+  const rocksdb::Snapshot* snapshot_ = nullptr;
+  std::shared_lock<std::shared_mutex> refresh_lock_;
 };
 
 // What the journal holds for one entity as of a revision (a value).
@@ -325,6 +352,10 @@ class Journal::Impl {
   Result<std::vector<InputPosition>> input_positions(ShardId shard) const;
   void wait_for_snapshots() const;
 
+  // Read-only journals: catch up with the primary (Journal::refresh).
+  Status refresh();
+  bool read_only() const { return options_.read_only; }
+
   std::vector<ShardId> shard_ids() const {
     std::vector<ShardId> ids;
     for (const auto& shard : shards_) ids.push_back(shard->id);
@@ -333,7 +364,19 @@ class Journal::Impl {
 
  private:
   Status validate_options() const;
-  Status recover_shard(ShardState& shard);
+  // Read-only opens: checks that dir_ holds an ffe journal without writing anything, and
+  // returns its RocksDB path. kNotJournal / kFormat otherwise.
+  Result<std::string> check_read_only_dir() const;
+  // Reads back the shard's head, compacted revision and outbox positions and checks them
+  // (docs/journal.md, "The recovery path"). `refreshing`: a read-only journal after a
+  // catch-up (refresh_mu_ held exclusively): only the log records past the known head are
+  // checked, and the head must not go back.
+  Status recover_shard(ShardState& shard, bool refreshing = false);
+  Status read_only_refused(const char* what) const {
+    return Status(StatusCode::kReadOnly, "data dir " + dir_ + " is open read-only: " + what + " is refused");
+  }
+  // The lock a ReadView takes instead of a snapshot on a read-only journal; nullptr else.
+  std::shared_mutex* view_mu() const { return options_.read_only ? &refresh_mu_ : nullptr; }
   Status validate_request(const CommitRequest& request, Pending& pending) const;
 
   void writer_loop();
@@ -370,6 +413,11 @@ class Journal::Impl {
   std::string dir_;
   JournalOptions options_;
   bool started_ = false;  // open() completed and the threads run
+  // Read-only journals: the secondary instance's private dir (its LOG and MANIFEST copy),
+  // a fresh temp dir removed at close; and the lock that keeps refresh() from moving the
+  // view under a read (see ReadView).
+  std::string secondary_path_;
+  mutable std::shared_mutex refresh_mu_;
   std::unique_ptr<DataDirLock> lock_;
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
@@ -466,15 +514,52 @@ Status Journal::Impl::validate_options() const {
   return Status::ok();
 }
 
+Result<std::string> Journal::Impl::check_read_only_dir() const {
+  struct stat info {};
+  if (::stat(dir_.c_str(), &info) != 0) {
+    if (errno == ENOENT) return Status(StatusCode::kNotJournal, "data dir " + dir_ + " does not exist");
+    return errno_status(errno, "data dir " + dir_);
+  }
+  if (!S_ISDIR(info.st_mode)) return Status(StatusCode::kNotJournal, "data dir " + dir_ + " is not a directory");
+  const std::string marker = dir_ + "/" + kMarkerFile;
+  std::FILE* file = std::fopen(marker.c_str(), "r");
+  if (file == nullptr) {
+    return Status(StatusCode::kNotJournal, "data dir " + dir_ + " is not an ffe journal (no " + kMarkerFile + " marker)");
+  }
+  char buffer[256];
+  const std::size_t read = std::fread(buffer, 1, sizeof buffer, file);
+  std::fclose(file);
+  if (std::string_view(buffer, read) != kMarkerContent) {
+    return Status(StatusCode::kFormat, "data dir " + dir_ + ": " + kMarkerFile +
+                                           " names a journal format this build cannot read (expected \"format 1\")");
+  }
+  const std::string path = dir_ + "/" + kRocksDbDir;
+  if (::access((path + "/CURRENT").c_str(), F_OK) != 0) {
+    return Status(StatusCode::kNotJournal,
+                  "data dir " + dir_ + " holds no journal data yet (no " + path + "/CURRENT): nothing to read");
+  }
+  return path;
+}
+
 Status Journal::Impl::open() {
   if (Status status = validate_options(); !status) return status;
-  auto claimed = claim_data_dir(dir_);
-  if (!claimed) return claimed.status();
-  lock_ = std::move(claimed->lock);
-  const std::string path = claimed->rocksdb_path;
+  std::string path;
+  bool create_database = false;
+  if (options_.read_only) {
+    // Nothing in the dir is written or locked: no marker, no ffe.lock, no RocksDB LOCK.
+    auto checked = check_read_only_dir();
+    if (!checked) return checked.status();
+    path = *checked;
+  } else {
+    auto claimed = claim_data_dir(dir_);
+    if (!claimed) return claimed.status();
+    lock_ = std::move(claimed->lock);
+    path = claimed->rocksdb_path;
+    create_database = claimed->create_database;
+  }
 
   rocksdb::DBOptions db_options;
-  db_options.create_if_missing = claimed->create_database;
+  db_options.create_if_missing = create_database;
   db_options.create_missing_column_families = true;
   // Checks written data as it is read back, and refuses to open over inconsistencies.
   db_options.paranoid_checks = true;
@@ -484,12 +569,23 @@ Status Journal::Impl::open() {
   // after it.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   db_options.max_background_jobs = 2;
-  {
+  if (options_.read_only) {
+    // A secondary instance keeps its own LOG and its copy of the MANIFEST's state in a dir
+    // of its own (a private temp dir, removed at close), never in the data dir. It must
+    // keep every table file open (max_open_files -1): the primary may delete a file the
+    // secondary's view still reads, and an open descriptor keeps it readable.
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/ffe-journal-ro-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) return errno_status(errno, "creating a temp dir for a read-only open");
+    secondary_path_ = pattern;
+    db_options.max_open_files = -1;
+    db_options.info_log = std::make_shared<InfoLog>(secondary_path_ + "/LOG");
+  } else {
     std::error_code error;
     std::filesystem::create_directories(path, error);
     if (error) return errno_status(error.value(), "data dir " + dir_ + ": creating " + path);
+    db_options.info_log = std::make_shared<InfoLog>(path + "/LOG");
   }
-  db_options.info_log = std::make_shared<InfoLog>(path + "/LOG");
   if (options_.env != nullptr) db_options.env = options_.env;
 
   rocksdb::ColumnFamilyOptions cf_options;
@@ -505,7 +601,7 @@ Status Journal::Impl::open() {
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
 
   std::vector<std::string> existing;
-  if (!claimed->create_database) {
+  if (!create_database) {
     rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(db_options, path, &existing);
     if (!listed.ok()) return from_rocks(listed, "data dir " + dir_ + ": listing shards, refusing to start");
   }
@@ -520,7 +616,12 @@ Status Journal::Impl::open() {
     wanted.push_back(*shard);
   }
   for (ShardId shard : options_.shards) {
-    if (std::find(wanted.begin(), wanted.end(), shard) == wanted.end()) wanted.push_back(shard);
+    if (std::find(wanted.begin(), wanted.end(), shard) != wanted.end()) continue;
+    if (options_.read_only) {
+      return Status(StatusCode::kInvalidArgument, "data dir " + dir_ + " has no shard " + std::to_string(shard.value) +
+                                                      " (a read-only open cannot create one)");
+    }
+    wanted.push_back(shard);
   }
   std::sort(wanted.begin(), wanted.end());
   if (wanted.empty()) return Status(StatusCode::kInvalidArgument, "no shards: give JournalOptions::shards");
@@ -531,14 +632,24 @@ Status Journal::Impl::open() {
   for (ShardId shard : wanted) descriptors.emplace_back(shard_name(shard), cf_options);
 
   rocksdb::DB* db = nullptr;
-  rocksdb::Status opened = rocksdb::DB::Open(db_options, path, descriptors, &handles_, &db);
+  rocksdb::Status opened;
+  if (options_.read_only) {
+    for (int attempt = 1; attempt <= kReadOnlyAttempts; ++attempt) {
+      handles_.clear();
+      opened = rocksdb::DB::OpenAsSecondary(db_options, path, secondary_path_, descriptors, &handles_, &db);
+      if (opened.ok() || !file_vanished(opened)) break;
+      std::this_thread::sleep_for(kReadOnlyRetryWait);
+    }
+  } else {
+    opened = rocksdb::DB::Open(db_options, path, descriptors, &handles_, &db);
+  }
   if (!opened.ok()) {
     Status status = from_rocks(opened, "data dir " + dir_ + ": opening the journal, refusing to start");
     if (status.code() == StatusCode::kCorruption) {
       std::string detail = corruption_detail_from_log(path);
       if (!detail.empty()) status = Status(StatusCode::kCorruption, status.message() + " (" + detail + ")");
     }
-    if (contains(opened.ToString(), "lock")) {
+    if (!options_.read_only && contains(opened.ToString(), "lock")) {
       return Status(StatusCode::kInUse, "data dir " + dir_ + " is in use by another ffe journal (" + opened.ToString() + ")");
     }
     return status;
@@ -548,11 +659,23 @@ Status Journal::Impl::open() {
   // The DB's own format record, beside the marker file.
   std::string format;
   rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[0], enc::kFormatKey, &format);
-  if (got.IsNotFound()) {
+  if (got.IsNotFound() && options_.read_only) {
+    return Status(StatusCode::kNotJournal, "data dir " + dir_ + " has no journal format record yet (its first open "
+                                                                "has not finished): nothing to read");
+  } else if (got.IsNotFound()) {
     rocksdb::WriteOptions write_options;
     write_options.sync = true;
     rocksdb::Status put = db_->Put(write_options, handles_[0], enc::kFormatKey, enc::kFormatValue);
     if (!put.ok()) return from_rocks(put, "data dir " + dir_ + ": writing the format record");
+    // Flushed at once: a memtable holding it would pin every WAL file of this first session
+    // (RocksDB deletes a WAL only once every column family with data in it has flushed, and
+    // the default column family gets no other write), so a later open, or a read-only one,
+    // would read the whole session's WAL again. Measured: 148 MB of WAL replayed for 2M
+    // events (docs/replay.md).
+    rocksdb::FlushOptions flush_options;
+    flush_options.wait = true;
+    rocksdb::Status flushed = db_->Flush(flush_options, handles_[0]);
+    if (!flushed.ok()) return from_rocks(flushed, "data dir " + dir_ + ": flushing the format record");
   } else if (!got.ok()) {
     return from_rocks(got, "data dir " + dir_ + ": reading the format record, refusing to start");
   } else if (format != enc::kFormatValue) {
@@ -562,6 +685,11 @@ Status Journal::Impl::open() {
 
   if (options_.open_verification == OpenVerification::kFull) {
     rocksdb::Status verified = db_->VerifyChecksum();
+    for (int attempt = 1; options_.read_only && file_vanished(verified) && attempt < kReadOnlyAttempts; ++attempt) {
+      std::this_thread::sleep_for(kReadOnlyRetryWait);
+      verified = db_->TryCatchUpWithPrimary();
+      if (verified.ok()) verified = db_->VerifyChecksum();
+    }
     if (!verified.ok()) return from_rocks(verified, "data dir " + dir_ + ": checksum verification at open, refusing to start");
   }
 
@@ -578,10 +706,10 @@ Status Journal::Impl::open() {
   return Status::ok();
 }
 
-Status Journal::Impl::recover_shard(ShardState& shard) {
+Status Journal::Impl::recover_shard(ShardState& shard, bool refreshing) {
   const std::string where = "data dir " + dir_ + " " + shard.name;
   auto corrupt = [&](const std::string& message) {
-    return Status(StatusCode::kCorruption, where + ": " + message + "; refusing to start");
+    return Status(StatusCode::kCorruption, where + ": " + message + (refreshing ? "" : "; refusing to start"));
   };
   rocksdb::ReadOptions read_options;
   read_options.verify_checksums = true;
@@ -651,7 +779,18 @@ Status Journal::Impl::recover_shard(ShardState& shard) {
     }
     return Status::ok();
   };
-  if (head >= first) {
+  const Revision known_head = shard.durable_revision.load();
+  if (refreshing && head < known_head) {
+    return corrupt("the log's head went back from revision " + std::to_string(known_head) + " to " +
+                   std::to_string(head));
+  }
+  if (refreshing) {
+    // Only what the catch-up added (or, after a compaction past the known head, what is left).
+    const Revision from = std::max<Revision>(first, known_head + 1);
+    if (head >= from) {
+      if (Status status = check_run(from, head); !status) return status;
+    }
+  } else if (head >= first) {
     if (options_.open_verification == OpenVerification::kFull || head - first < options_.open_verify_tail_revisions) {
       if (Status status = check_run(first, head); !status) return status;
     } else {
@@ -695,12 +834,33 @@ Status Journal::Impl::recover_shard(ShardState& shard) {
   }
   if (!it->status().ok()) return from_rocks(it->status(), where + ": reading input positions, refusing to start");
 
+  std::lock_guard lock(progress_mu_);
   shard.writer_revision = head;
   shard.writer_outbox_next = next;
   shard.durable_revision.store(head);
   shard.compacted_revision.store(compacted);
   shard.outbox_end = next;
   shard.outbox_cursor = cursor;
+  return Status::ok();
+}
+
+Status Journal::Impl::refresh() {
+  if (!options_.read_only) {
+    return Status(StatusCode::kInvalidArgument, "refresh() is for read-only journals; data dir " + dir_ + " is open for writing");
+  }
+  {
+    std::unique_lock lock(refresh_mu_);  // no read is between two steps of its view
+    rocksdb::Status caught_up = db_->TryCatchUpWithPrimary();
+    for (int attempt = 1; file_vanished(caught_up) && attempt < kReadOnlyAttempts; ++attempt) {
+      std::this_thread::sleep_for(kReadOnlyRetryWait);
+      caught_up = db_->TryCatchUpWithPrimary();
+    }
+    if (!caught_up.ok()) return from_rocks(caught_up, "data dir " + dir_ + ": catching up with the engine's journal");
+    for (auto& shard : shards_) {
+      if (Status status = recover_shard(*shard, /*refreshing=*/true); !status) return status;
+    }
+  }
+  progress_cv_.notify_all();
   return Status::ok();
 }
 
@@ -758,6 +918,10 @@ Journal::Impl::~Impl() {
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
     db_->Close();
     delete db_;
+  }
+  if (!secondary_path_.empty()) {
+    std::error_code error;
+    std::filesystem::remove_all(secondary_path_, error);  // our own temp dir; a failure leaves litter only
   }
 }
 
@@ -848,6 +1012,7 @@ Status Journal::Impl::validate_request(const CommitRequest& request, Pending& pe
 
 Status Journal::Impl::submit(CommitRequest request, CommitCallback done, Admission admission) {
   FFE_ASSERT(done != nullptr, "submit() needs a completion callback");
+  if (options_.read_only) return read_only_refused("a commit");
   auto pending = std::make_unique<Pending>();
   pending->shard = find(request.shard);
   if (pending->shard == nullptr) {
@@ -1156,6 +1321,7 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
   }
 
   rocksdb::Status written;
+  const auto write_started = std::chrono::steady_clock::now();
   {
     std::unique_lock<std::mutex> dedupe_lock(dedupe_mu_, std::defer_lock);
     if (has_dedupe) dedupe_lock.lock();
@@ -1174,6 +1340,10 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
   stat_batches_.fetch_add(1, std::memory_order_relaxed);
   stat_batch_bytes_.fetch_add(batch.GetDataSize(), std::memory_order_relaxed);
   stat_commands_.fetch_add(group.size(), std::memory_order_relaxed);
+  if (options_.on_batch) {
+    options_.on_batch(BatchObservation{group.size(), batch.GetDataSize(),
+                                       std::chrono::steady_clock::now() - write_started});
+  }
   {
     std::lock_guard lock(progress_mu_);
     for (ShardState* shard : touched) {
@@ -1194,6 +1364,7 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
 }
 
 Status Journal::Impl::write_side(rocksdb::WriteBatch& batch, bool sync, const std::string& what) {
+  if (options_.read_only) return read_only_refused("a write");
   if (failed_.load()) return stopped_status();
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
@@ -1286,7 +1457,7 @@ Result<SnapshotCount> Journal::Impl::make_snapshot(const ShardState& shard, std:
   };
   std::string state;
   {
-    ReadView view(db_);
+    ReadView view(db_, view_mu());
     if (revision < shard.compacted_revision.load()) return Status(StatusCode::kCompacted, "compacted");
     auto history = read_entity(shard, entity, revision, view);
     if (!history) return history.status();
@@ -1318,6 +1489,7 @@ Result<SnapshotCount> Journal::Impl::make_snapshot(const ShardState& shard, std:
 void Journal::Impl::repair(const ShardState& shard, std::string_view entity, const EntityHistory& history,
                            const std::string& state) const {
   const std::uint32_t every = options_.snapshot_every_events;
+  if (options_.read_only) return;  // a read-only journal writes nothing, not even derived data
   if (every == 0 || history.events.size() <= 2ull * every || state.size() > limits::snapshot_bytes_max) return;
   // The snapshot thread's rule with twice the slack, so a read does not race it to write
   // the snapshot it is about to write anyway: only an entity whose count was forgotten (a
@@ -1519,7 +1691,7 @@ Result<std::optional<EntityState>> Journal::Impl::get(ShardId shard_id, std::str
   if (options_.folder == nullptr) return Status(StatusCode::kInvalidArgument, "get() needs JournalOptions::folder");
   if (Status status = validate_key(entity, limits::entity_key_bytes_max, "the entity key"); !status) return status;
   const Revision durable = (*shard)->durable_revision.load();
-  ReadView view(db_);
+  ReadView view(db_, view_mu());
   if (Status status = check_revision(**shard, revision, durable); !status) return status;
   auto history = read_entity(**shard, entity, revision, view);
   if (!history) return history.status();
@@ -1536,7 +1708,7 @@ Result<RangePage> Journal::Impl::range(ShardId shard_id, std::string_view prefix
   if (options_.folder == nullptr) return Status(StatusCode::kInvalidArgument, "range() needs JournalOptions::folder");
   limit = std::clamp<std::size_t>(limit, 1, limits::range_page_entities_max);
   const Revision durable = (*shard)->durable_revision.load();
-  ReadView view(db_);
+  ReadView view(db_, view_mu());
   if (Status status = check_revision(**shard, revision, durable); !status) return status;
   RangePage page;
   Status status = for_each_entity(**shard, view, prefix, start_after, [&](const std::string& entity, bool& keep_going) {
@@ -1563,7 +1735,7 @@ Result<std::string> Journal::Impl::digest(ShardId shard_id, Revision revision) c
   if (!shard) return shard.status();
   if (options_.folder == nullptr) return Status(StatusCode::kInvalidArgument, "digest() needs JournalOptions::folder");
   const Revision durable = (*shard)->durable_revision.load();
-  ReadView view(db_);
+  ReadView view(db_, view_mu());
   if (Status status = check_revision(**shard, revision, durable); !status) return status;
   Sha256 sha;
   Status status = for_each_entity(**shard, view, "", "", [&](const std::string& entity, bool&) {
@@ -1590,7 +1762,7 @@ Result<std::vector<LogRecord>> Journal::Impl::watch_next(ShardId shard_id, std::
   if (next == 0) next = 1;  // revision 0 is the empty shard: no record
   const Revision durable = (*shard)->durable_revision.load();
   if (next > durable) return records;
-  ReadView view(db_);
+  ReadView view(db_, view_mu());
   const Revision compacted = (*shard)->compacted_revision.load();
   if (next < compacted) {
     return Status(StatusCode::kCompacted, (*shard)->name + ": the watch is at revision " + std::to_string(next) +
@@ -1649,6 +1821,7 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
   auto found = shard_or_error(shard_id);
   if (!found) return found.status();
   ShardState& shard = **found;
+  if (options_.read_only) return read_only_refused("compaction");
   std::lock_guard compact_lock(compact_mu_);
   if (failed_.load()) return stopped_status();
   const Revision durable = shard.durable_revision.load();
@@ -1669,7 +1842,7 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
   // 1. Every entity with history below `revision` gets a snapshot at its last change below
   //    it, so nothing older is needed to read at `revision` or later.
   {
-    ReadView view(db_);
+    ReadView view(db_, view_mu());
     rocksdb::WriteBatch batch;
     Status status = for_each_entity(shard, view, "", "", [&](const std::string& entity, bool&) {
       auto history = read_entity(shard, entity, revision - 1, view);
@@ -1711,7 +1884,7 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
   //    dedupe keys. Unreadable already; a crash here leaves garbage the next compaction
   //    removes.
   {
-    ReadView view(db_);
+    ReadView view(db_, view_mu());
     rocksdb::WriteBatch batch;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options, shard.cf));
     auto flush = [&]() -> Status {
@@ -1746,7 +1919,7 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
   }
   {
     std::lock_guard dedupe_lock(dedupe_mu_);  // the writer may rewrite a key at a newer revision
-    ReadView view(db_);
+    ReadView view(db_, view_mu());
     rocksdb::WriteBatch batch;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options, shard.cf));
     const std::string end = enc::dedupe_expiry_key(revision, "");
@@ -1784,7 +1957,7 @@ Result<std::vector<OutboxEntry>> Journal::Impl::outbox_read(ShardId shard_id, Ou
     std::lock_guard lock(progress_mu_);
     end = (*shard)->outbox_end;
   }
-  ReadView view(db_);
+  ReadView view(db_, view_mu());
   std::vector<OutboxEntry> entries;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options, (*shard)->cf));
   for (it->Seek(enc::outbox_key(from.revision, from.seq)); it->Valid() && entries.size() < limit; it->Next()) {
@@ -1811,6 +1984,7 @@ Result<OutboxPosition> Journal::Impl::outbox_cursor(ShardId shard_id) const {
 Status Journal::Impl::mark_sent(ShardId shard_id, OutboxPosition up_to) {
   auto shard = shard_or_error(shard_id);
   if (!shard) return shard.status();
+  if (options_.read_only) return read_only_refused("mark_sent");
   std::lock_guard outbox_lock(outbox_mu_);
   OutboxPosition end, cursor;
   {
@@ -1855,7 +2029,7 @@ Result<std::vector<IndexEntry>> Journal::Impl::index_scan(ShardId shard_id, std:
   // The latest state, as RocksDB shows it: it applies a synced batch to the memtable only
   // after the batch's WAL sync returned OK (a failed sync applies nothing), so no index
   // write is visible before it is durable. No revision check: the index has no history.
-  ReadView view(db_);
+  ReadView view(db_, view_mu());
   // Bounded above by the prefix's end, so a scan never walks on over the deletion
   // tombstones of later keys (an index churns: orders open and close) or other tags.
   const std::string end = enc::index_prefix_end(prefix);
@@ -1894,7 +2068,7 @@ Result<std::optional<std::int64_t>> Journal::Impl::input_offset(ShardId shard_id
 Result<std::vector<InputPosition>> Journal::Impl::input_positions(ShardId shard_id) const {
   auto shard = shard_or_error(shard_id);
   if (!shard) return shard.status();
-  ReadView view(db_);
+  ReadView view(db_, view_mu());
   std::vector<InputPosition> positions;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options, (*shard)->cf));
   for (it->Seek(std::string(1, enc::kInputTag)); it->Valid() && starts_with(it->key(), "i"); it->Next()) {
@@ -1915,7 +2089,7 @@ Journal::~Journal() = default;
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, JournalOptions options) {
   auto impl = std::make_unique<Impl>(data_dir, std::move(options));
   if (Status status = impl->open(); !status) return status;
-  impl->start_threads();
+  if (!impl->read_only()) impl->start_threads();  // a read-only journal writes nothing: no threads
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
@@ -2016,6 +2190,8 @@ Result<std::vector<IndexEntry>> Journal::index_scan(ShardId shard, std::string_v
 }
 
 void Journal::wait_for_snapshots() const { impl_->wait_for_snapshots(); }
+
+Status Journal::refresh() { return impl_->refresh(); }
 
 Result<std::vector<LogRecord>> Watch::next(std::size_t max_records) {
   return impl_->watch_next(shard_, prefix_, next_, max_records);

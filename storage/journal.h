@@ -99,8 +99,17 @@ struct JournalOptions {
 
   // Flush memtables at close so the next open replays no WAL.
   bool flush_at_close = true;
+  // Read-only: opens the data dir without claiming it, so it works beside a running engine
+  // (RocksDB secondary instance; docs/journal.md "Read-only opens"), for replay, drift and
+  // other tools. Every commit, compact or mark_sent returns kReadOnly; no thread that writes
+  // is started; reads see the journal as of open() (and as of refresh()).
+  bool read_only = false;
   // RocksDB memtable size per shard (column family).
   std::size_t write_buffer_bytes = 64 * 1024 * 1024;
+
+  // Called on the writer thread after each successful synced write; must be quick and must
+  // not call into the journal. Empty: nothing is called.
+  std::function<void(const BatchObservation&)> on_batch;
 
   // Tests only: a RocksDB Env (e.g. a fault-injecting FileSystem); not owned, must outlive
   // the Journal. nullptr: the default Env.
@@ -245,6 +254,10 @@ class Journal {
 
   // Blocks until the snapshot thread has handled every durable change so far (tests, tools).
   void wait_for_snapshots() const;
+
+  // Read-only journals: catches up with what the engine that owns the data dir has made
+  // durable since open() (or the last refresh()). kInvalidArgument on a writable journal.
+  Status refresh();
 
   class Impl;
 

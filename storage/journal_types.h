@@ -5,6 +5,8 @@
 // (serialized protobuf in ffe), entity keys are strings such as "order/o-1" or "sku/sku-1".
 
 #include <compare>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -127,6 +129,14 @@ struct RangeEntry {
 struct RangePage {
   std::vector<RangeEntry> entries;
   bool more = false;
+};
+
+// One synced write, as the journal's writer saw it (for metrics: group-commit size and
+// commit latency; JournalOptions::on_batch).
+struct BatchObservation {
+  std::size_t commands = 0;           // commands in the write
+  std::size_t bytes = 0;              // bytes handed to RocksDB
+  std::chrono::nanoseconds write{0};  // the synced Write call alone
 };
 
 }  // namespace ffe::storage

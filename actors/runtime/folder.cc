@@ -6,6 +6,7 @@
 #include "actors/order/order.h"
 #include "actors/sku/sku.h"
 #include "events/assert.h"
+#include "events/upcast.h"
 
 namespace ffe::runtime {
 
@@ -35,11 +36,16 @@ Snapshot parse_snapshot(std::string_view key, std::string_view bytes) {
   return snapshot;
 }
 
+// Decodes one journal event and brings it up to the current schema (events/upcast.h), so
+// evolve() never sees an event an older ffe wrote. An event the upcaster refuses is as
+// corrupt as undecodable bytes.
 template <class Event>
 Event parse_event(std::string_view key, std::string_view bytes) {
   Event event;
   FFE_ASSERT(event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())),
              ("undecodable event of " + std::string(key)).c_str());
+  const events::UpcastResult upcast = events::upcast(event);
+  FFE_ASSERT(upcast.ok(), ("an event of " + std::string(key) + " cannot be upcast: " + upcast.reason).c_str());
   return event;
 }
 

@@ -4,7 +4,9 @@
 // replay. Keys: "sku/<sku>" folds SkuEvents into a SkuSnapshot, "order/<orderId>" folds
 // OrderEvents into an OrderSnapshot, through the pure evolve() functions; the state bytes are
 // the snapshot's deterministic binary serialization, so equal states give equal bytes
-// whatever history built them (the digest's requirement).
+// whatever history built them (the digest's requirement). Every event is upcast
+// (events/upcast.h) before evolve(), so a journal an older ffe wrote folds to the states,
+// and digests, the current ffe would have written.
 
 #include <optional>
 #include <span>

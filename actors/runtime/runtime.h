@@ -109,6 +109,23 @@ class Egress {
   virtual bool publish(ShardId shard, const std::vector<storage::OutboxEntry>& entries) = 0;
 };
 
+// What the runtime reports as it goes, for metrics (adapters/metrics turns these into
+// Prometheus families; the runtime never depends on the metrics library). Every method may
+// be called from any runtime thread (actor threads, the journal's writer), concurrently:
+// keep it quick, lock-free where possible, and never call back into the runtime.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  // An order's terminal command was decided (FULFILLED, CANCELLED or REJECTED), once per
+  // order while the process lives.
+  virtual void order_terminal(v1::OrderState /*state*/) {}
+  // A saga step ended (the next one began or the order became terminal) `seconds` after it
+  // started. Steps that began before a restart are not reported.
+  virtual void saga_step_finished(v1::SagaStep /*step*/, double /*seconds*/) {}
+  // A synced write of the journal (group commit).
+  virtual void journal_batch(const storage::BatchObservation& /*batch*/) {}
+};
+
 struct Options {
   std::string data_dir;
   // Shards of a new data dir (0: 8). An existing data dir keeps the count it was created
@@ -135,6 +152,8 @@ struct Options {
   Egress* egress = nullptr;
   // Wall clock in ms since the epoch (deadlines); tests may substitute their own.
   std::function<std::int64_t()> clock;
+  // Not owned; must outlive the runtime. nullptr: nothing is reported.
+  Observer* observer = nullptr;
 };
 
 struct Stats {

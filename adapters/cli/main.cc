@@ -9,19 +9,26 @@
 #include <CLI/CLI.hpp>
 #include <google/protobuf/stubs/common.h>
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "adapters/http/client.h"
+#include "adapters/log/log.h"         // --log-level, --log-format
 #include "bench/journal/journal_bench.h"
 #include "bench/reserve/reserve_bench.h"
 #include "bench/e2e/e2e_bench.h"      // ffe bench e2e
+#include "bench/cdc/cdc_bench.h"      // ffe bench cdc
+#include "bench/replay/replay_bench.h"  // ffe bench replay
 #include "adapters/sim/producer.h"    // ffe produce
 #include "adapters/sim/sim_runner.h"  // ffe sim
 #include "adapters/serve/serve.h"     // ffe serve, ffe broker
+#include "adapters/cdc/drift.h"       // ffe drift
+#include "adapters/replay/replay.h"   // ffe replay
 #include "sagas/simulation.h"
 
 namespace {
@@ -111,6 +118,26 @@ struct GetArgs {
   std::string http = std::string(ffe::http::kDefaultAddress);
 };
 
+// "90s", "30m", "12h", "7d" as milliseconds; nullopt for anything else (or 0).
+std::optional<std::int64_t> parse_duration_ms(const std::string& text) {
+  if (text.size() < 2) return std::nullopt;
+  std::int64_t unit = 0;
+  switch (text.back()) {
+    case 's': unit = 1'000; break;
+    case 'm': unit = 60'000; break;
+    case 'h': unit = 3'600'000; break;
+    case 'd': unit = 86'400'000; break;
+    default: return std::nullopt;
+  }
+  std::int64_t value = 0;
+  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9' || value > 1'000'000'000) return std::nullopt;
+    value = value * 10 + (text[i] - '0');
+  }
+  if (value == 0) return std::nullopt;
+  return value * unit;
+}
+
 // `ffe get`: one entity from the admin HTTP API; exit 0 found, 1 not found, 2 otherwise.
 int run_get(const GetArgs& args) {
   const auto outcome = ffe::http::get_entity(
@@ -131,6 +158,17 @@ int main(int argc, char** argv) {
                "timeout, and confirms each order's terminal state at a revision."};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("ffe ") + FFE_VERSION);
+  // Global logging flags (adapters/log/log.h). fallthrough() lets them follow the subcommand
+  // too (`ffe serve --log-format json`); it must be set before the subcommands are added.
+  std::string log_level = "info";
+  std::string log_format = "text";
+  app.add_option("--log-level", log_level, "Log level on stderr: trace|debug|info|warn|error|off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.add_option("--log-format", log_format, "Log lines as text or as JSON objects {ts,level,logger,msg}")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.fallthrough();
 
   auto* version = app.add_subcommand("version", "Print ffe's version and its contracts' version");
 
@@ -273,6 +311,79 @@ int main(int argc, char** argv) {
   e2e->add_flag("--thread-cpu", bench_e2e.thread_cpu, "Also print CPU seconds per thread on stderr");
   e2e->add_flag("--no-progress", e2e_no_progress, "No progress line on stderr (only shown on a terminal)");
 
+  // ffe bench cdc: CDC lag and the sinks' apply rate (bench/cdc/, docs/cdc.md).
+  ffe::bench::CdcBenchOptions bench_cdc;
+  bench_cdc.pg_script = FFE_PG_TEMP_SCRIPT_PATH;
+  auto* cdc_bench = bench->add_subcommand(
+      "cdc",
+      "CDC lag and apply rate, in one process without Kafka: the engine on a fresh data dir with "
+      "in-process payment and shipping participants, orders at a steady --rate for --seconds with "
+      "CDC into the analytics tables, measuring per revision the time from its commit to its "
+      "apply (lag p50/p99/max ms); then a --backlog of orders committed with CDC stopped and the "
+      "rows/s CDC applies catching up; then drift. Exit 1 unless drift is 0 and every order was "
+      "FULFILLED");
+  cdc_bench->add_option("--rate", bench_cdc.rate, "Orders per second in the steady phase")
+      ->check(CLI::Range(1.0, 1e7))
+      ->capture_default_str();
+  cdc_bench->add_option("--seconds", bench_cdc.seconds, "Length of the steady phase")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  cdc_bench->add_option("--backlog", bench_cdc.backlog, "Orders of the catch-up phase (0: skip it)")
+      ->capture_default_str();
+  cdc_bench->add_option("--shards", bench_cdc.shards, "Shards of the engine")
+      ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{4096}))
+      ->capture_default_str();
+  cdc_bench->add_option("--skus", bench_cdc.skus, "SKUs the orders spread over")
+      ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{10'000'000}))
+      ->capture_default_str();
+  cdc_bench->add_option("--analytics", bench_cdc.analytics,
+                        "sqlite:PATH or postgresql://... (default: sqlite:<data-dir>/analytics.db)");
+  cdc_bench->add_flag("--postgres", bench_cdc.postgres,
+                      "Start a throw-away PostgreSQL 15 (scripts/pg_temp.sh) and use it");
+  cdc_bench->add_option("--batch", bench_cdc.batch_revisions_max, "CDC: revisions per transaction at most")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->capture_default_str();
+  cdc_bench->add_option("--threads", bench_cdc.scheduler_threads, "CAF scheduler threads (0: one per core)")
+      ->capture_default_str();
+  cdc_bench->add_option("--data-dir", bench_cdc.data_dir, "An empty or new data dir to use and keep");
+  cdc_bench->add_flag("--keep", bench_cdc.keep, "Keep the temp data dir (its path is in the JSON)");
+
+  // ffe bench replay: replay events/s and restart time on a big journal (bench/replay/, docs/replay.md).
+  ffe::bench::ReplayBenchOptions bench_replay;
+  bool replay_bench_no_progress = false;
+  auto* replay_bench = bench->add_subcommand(
+      "replay",
+      "Replay events/s on a journal of N events (default 10M) that the real deciders and saga wrote "
+      "(stock received/reserved/released/committed on K SKUs, orders fulfilled and cancelled), per shard "
+      "and in total; --restart also times `ffe serve` on that data dir from exec to the first 200 of "
+      "/readyz. Generates the journal (minutes at 10M) unless --data-dir names one to reuse; keep it with "
+      "--keep. Exit 1 if a check fails (--verify: replay digests equal Journal::digest)");
+  replay_bench->add_option("--events", bench_replay.events, "N: events to generate")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10'000'000'000}))
+      ->capture_default_str();
+  replay_bench->add_option("--shards", bench_replay.shards, "Shards of a generated journal")
+      ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{4096}))
+      ->capture_default_str();
+  replay_bench->add_option("--skus", bench_replay.skus, "K: SKUs the generated orders spread over")
+      ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{100'000'000}))
+      ->capture_default_str();
+  replay_bench->add_option("--seed", bench_replay.seed, "Seed of the generated workload")->capture_default_str();
+  replay_bench->add_option("--data-dir", bench_replay.data_dir,
+                           "A data dir to reuse as it is, or a new/empty one to generate into and keep "
+                           "(default: a temp dir under $TMPDIR, removed)");
+  replay_bench->add_flag("--keep", bench_replay.keep, "Keep the temp data dir (its path is in the JSON)");
+  replay_bench->add_option("--threads", bench_replay.threads, "Shards replayed in parallel")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}))
+      ->capture_default_str();
+  replay_bench->add_option("--rounds", bench_replay.rounds, "Timed replays; the best is reported, each listed")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  replay_bench->add_flag("--verify", bench_replay.verify,
+                         "Also compare each shard's replay digest with Journal::digest (from snapshots)");
+  replay_bench->add_flag("--restart", bench_replay.restart,
+                         "Also time `ffe serve --analytics off` on the data dir from exec to /readyz 200");
+  replay_bench->add_flag("--no-progress", replay_bench_no_progress, "No progress line on stderr (only shown on a terminal)");
+
   // ffe sim payment|shipping: a participant simulator (adapters/sim/, docs/participants.md).
   ffe::participants::SimOptions participant;
   std::string participant_kind;
@@ -379,6 +490,54 @@ int main(int argc, char** argv) {
   auto* get_revision = get->add_option("--revision", get_args.revision, "Read as of this revision of the entity's shard");
   get->add_option("--http", get_args.http, "The admin HTTP address")->capture_default_str();
 
+  // ffe confirm / watch / compact: revisions through the admin HTTP API (docs/revisions.md).
+  std::string confirm_id;
+  std::string confirm_http = std::string(ffe::http::kDefaultAddress);
+  auto* confirm_cmd = app.add_subcommand(
+      "confirm",
+      "Print an order's terminal confirmation {\"orderId\",\"state\",\"reason\",\"shard\",\"revision\","
+      "\"confirmed\":true,...}, checked through the public reads: the order is terminal now and its state "
+      "as of its terminal revision (or the compacted revision, when that was compacted) equals its state "
+      "now. Exit 0 confirmed; 1 not terminal yet or unknown; 3 terminal but not stable (an invariant "
+      "broke); 2 any other error");
+  confirm_cmd->add_option("ORDER_ID", confirm_id, "The order id")->required();
+  confirm_cmd->add_option("--http", confirm_http, "The admin HTTP address")->capture_default_str();
+
+  ffe::http::WatchArgs watch_args;
+  watch_args.address = std::string(ffe::http::kDefaultAddress);
+  std::uint32_t watch_shard = 0;
+  auto* watch_cmd = app.add_subcommand(
+      "watch",
+      "Stream the journal's changes under a key prefix (order/<id>, sku/<sku>, order/, sku/, or \"\" "
+      "for all) of one shard from --from-revision on, in revision order, one JSON line per event "
+      "{\"shard\",\"revision\",\"committedAtMs\",\"key\",\"event\"}. Resume with the last revision seen + 1. "
+      "Exit 0 at the end (the current revision, or --limit; --follow waits for new changes until "
+      "interrupted); 1 if the revision was compacted (the message names the oldest readable one); 2 otherwise");
+  watch_cmd->add_option("PREFIX", watch_args.prefix, "Key prefix: order/<id>, sku/<sku>, order/, sku/ or \"\"")
+      ->required();
+  watch_cmd->add_option("--from-revision", watch_args.from_revision, "The first revision to stream")->required();
+  auto* watch_shard_opt = watch_cmd->add_option(
+      "--shard", watch_shard, "The shard (default: the one owning the entity PREFIX names; required otherwise)");
+  watch_cmd->add_flag("--follow", watch_args.follow, "Keep streaming new changes until interrupted");
+  watch_cmd->add_option("--limit", watch_args.limit, "Stop after this many events (0: no limit)")
+      ->capture_default_str();
+  watch_cmd->add_option("--http", watch_args.address, "The admin HTTP address")->capture_default_str();
+
+  std::uint32_t compact_shard = 0;
+  std::uint64_t compact_revision = 0;
+  bool compact_force = false;
+  std::string compact_http = std::string(ffe::http::kDefaultAddress);
+  auto* compact_cmd = app.add_subcommand(
+      "compact",
+      "Compact a shard's history below --revision: older revisions become unreadable (410) and their "
+      "space is freed; every entity's state as of R is kept. Refused (exit 1) when a reader of the log "
+      "(the ff.events publisher, CDC) has not processed up to R yet, unless --force; or when R is below "
+      "the compacted revision. Prints {\"shard\",\"compactedRevision\"}; exit 2 on other errors");
+  compact_cmd->add_option("--shard", compact_shard, "The shard")->required();
+  compact_cmd->add_option("--revision", compact_revision, "Revisions below this one go")->required();
+  compact_cmd->add_flag("--force", compact_force, "Compact even past a reader's cursor (it will fail to resume)");
+  compact_cmd->add_option("--http", compact_http, "The admin HTTP address")->capture_default_str();
+
   // ffe serve: the engine (adapters/serve/serve.h, docs/kafka.md).
   ffe::serve::ServeOptions serve_options;
   std::string serve_wire = "json";
@@ -409,9 +568,70 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"json", "protobuf"}))
       ->capture_default_str();
   serve_cmd->add_option("--analytics", serve_options.analytics,
-                        "sqlite:PATH or postgresql://... (accepted; CDC arrives with a later issue)");
+                        "Where CDC keeps the analytics tables in step with the journal, exactly once: "
+                        "sqlite:PATH or postgresql://user[:password]@127.0.0.1:5432/db; \"off\": no CDC "
+                        "(default: sqlite:<data-dir>/analytics.db). A bad URL or a refused schema stops the "
+                        "start; a database that is down does not (CDC retries, the lag grows). docs/cdc.md");
+  serve_cmd->add_option("--retain-revisions", serve_options.retention.keep_revisions,
+                        "Retention: keep the last N revisions of each shard readable, compact older ones "
+                        "(0: no count limit). Never passes what ff.events or CDC still has to read")
+      ->capture_default_str();
+  std::string serve_retain_for;
+  serve_cmd->add_option("--retain-for", serve_retain_for,
+                        "Retention: keep every revision committed within this long, e.g. 90s, 30m, 12h, 7d "
+                        "(default: no time limit)")
+      ->check([](const std::string& text) { return parse_duration_ms(text) ? std::string() : std::string("expected <number>s|m|h|d, e.g. 12h"); });
+  serve_cmd->add_option("--cdc-topic", serve_options.cdc_topic,
+                        "Also publish a Debezium-style change envelope {\"op\",\"before\",\"after\",\"source\","
+                        "\"ts_ms\"} per changed row on this topic, at least once (default: none)");
   serve_cmd->add_option("-X,--kafka", serve_kafka,
                         "A librdkafka property name=value for every Kafka client (repeatable)");
+
+  // ffe drift: the analytics tables against the engine's state at their checkpoint (docs/cdc.md).
+  ffe::cdc::DriftOptions drift_options;
+  drift_options.data_dir.clear();
+  auto* drift_cmd = app.add_subcommand(
+      "drift",
+      "Compare the analytics tables at their checkpoint revision with the engine's state at that "
+      "revision, shard by shard (every order, order line and SKU, column by column). Prints one JSON "
+      "line per shard {\"shard\",\"checkpoint\",\"orders\",\"skus\",\"drift\"} and the first "
+      "differences on stderr. Works on a stopped engine's data dir and, read-only, beside a running one. "
+      "Exit 0 with zero drift; 1 drift; 2 could not compare. docs/cdc.md");
+  drift_cmd->add_option("--data-dir", drift_options.data_dir, "The engine's data dir (the journal)")->required();
+  drift_cmd->add_option("--analytics", drift_options.analytics,
+                        "sqlite:PATH or postgresql://... (default: sqlite:<data-dir>/analytics.db)");
+  drift_cmd->add_option("--max-differences", drift_options.differences_max, "Differences printed per shard")
+      ->capture_default_str();
+
+  // ffe replay: rebuild state from the journal (or from ff.events) and print digests (docs/replay.md).
+  ffe::replay::ReplayCommand replay_command;
+  std::uint32_t replay_shard = 0;
+  std::uint64_t replay_to = 0;
+  bool replay_json = false;
+  auto* replay_cmd = app.add_subcommand(
+      "replay",
+      "Rebuild each shard's state from the journal's log alone (not from snapshots), up to its current "
+      "revision or --to-revision, through the domain's evolve(), and print one JSON line per shard "
+      "{\"shard\",\"revision\",\"events\",\"digest\"}: the digest equals the live one of /v1/shards at that "
+      "revision (invariant 8). Works on a stopped engine's data dir and, read-only, beside a running one; "
+      "never writes to it. --from-kafka rebuilds a new data dir from ff.events alone first. Exit 0; 2 with "
+      "the reason (a gap in the log, a compacted or future revision, not a data dir). docs/replay.md");
+  replay_cmd->add_option("--data-dir", replay_command.data_dir,
+                         "The engine's data dir (with --from-kafka: a new, empty one to restore into)")
+      ->required();
+  auto* replay_shard_opt = replay_cmd->add_option("--shard", replay_shard, "Only this shard (default: every shard)");
+  auto* replay_to_opt = replay_cmd->add_option(
+      "--to-revision", replay_to,
+      "Replay up to this revision (default: each shard's current one); with several shards it applies to each");
+  replay_cmd->add_option("--from-kafka", replay_command.from_kafka,
+                         "Kafka bootstrap servers: restore --data-dir from <prefix>events first (a lost disk)");
+  replay_cmd->add_option("--topic-prefix", replay_command.topic_prefix, "Prefix of the topic names (--from-kafka)")
+      ->capture_default_str();
+  replay_cmd->add_option("--threads", replay_command.threads, "Shards replayed in parallel")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}))
+      ->capture_default_str();
+  replay_cmd->add_flag("--json", replay_json, "For scripts: only the JSON lines, no progress bar");
+  replay_cmd->add_flag("--quiet", replay_command.quiet, "No progress bar (it is only drawn when stderr is a terminal)");
 
   // ffe broker: only the embedded broker, for tests and demos that restart ffe around it.
   ffe::serve::BrokerOptions broker_options;
@@ -429,9 +649,11 @@ int main(int argc, char** argv) {
                          "Also write the bootstrap address to this file");
 
   CLI11_PARSE(app, argc, argv);
+  ffe::log::setup(*ffe::log::parse_level(log_level), log_format == "json");
 
   if (version->parsed()) return run_version();
   if (serve_cmd->parsed()) {
+    if (!serve_retain_for.empty()) serve_options.retention.keep_for = std::chrono::milliseconds(*parse_duration_ms(serve_retain_for));
     serve_options.wire = serve_wire == "protobuf" ? ffe::kafka::Wire::kProtobuf : ffe::kafka::Wire::kJson;
     for (const std::string& property : serve_kafka) {
       const auto eq = property.find('=');
@@ -444,6 +666,36 @@ int main(int argc, char** argv) {
     return ffe::serve::serve(serve_options);
   }
   if (broker_cmd->parsed()) return ffe::serve::run_broker(broker_options);
+  if (drift_cmd->parsed()) return ffe::cdc::run_drift(drift_options);
+  if (replay_cmd->parsed()) {
+    if (replay_shard_opt->count() > 0) replay_command.shard = replay_shard;
+    if (replay_to_opt->count() > 0) replay_command.to_revision = replay_to;
+    replay_command.quiet = replay_command.quiet || replay_json;
+    return ffe::replay::run_replay(replay_command);
+  }
+  if (confirm_cmd->parsed()) {
+    const auto outcome = ffe::http::confirm_order(confirm_id, confirm_http);
+    std::fputs(outcome.out.c_str(), stdout);
+    std::fputs(outcome.err.c_str(), stderr);
+    return outcome.exit_code;
+  }
+  if (watch_cmd->parsed()) {
+    if (watch_shard_opt->count() > 0) watch_args.shard = watch_shard;
+    return ffe::http::watch(
+        watch_args,
+        [](std::string_view line) {
+          std::fwrite(line.data(), 1, line.size(), stdout);
+          std::fputc('\n', stdout);
+          std::fflush(stdout);
+        },
+        [](std::string_view message) { std::fprintf(stderr, "%.*s\n", static_cast<int>(message.size()), message.data()); });
+  }
+  if (compact_cmd->parsed()) {
+    const auto outcome = ffe::http::compact(compact_shard, compact_revision, compact_force, compact_http);
+    std::fputs(outcome.out.c_str(), stdout);
+    std::fputs(outcome.err.c_str(), stderr);
+    return outcome.exit_code;
+  }
   if (get->parsed()) {
     get_args.has_revision = get_revision->count() > 0;
     return run_get(get_args);
@@ -453,6 +705,11 @@ int main(int argc, char** argv) {
   if (reserve->parsed()) {
     bench_reserve.progress = !reserve_no_progress;
     return ffe::bench::run_reserve_bench(bench_reserve);
+  }
+  if (cdc_bench->parsed()) return ffe::bench::run_cdc_bench(bench_cdc);
+  if (replay_bench->parsed()) {
+    bench_replay.progress = !replay_bench_no_progress;
+    return ffe::bench::run_replay_bench(bench_replay);
   }
   if (e2e->parsed()) {
     bench_e2e.protobuf = e2e_wire == "protobuf";

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <regex>
@@ -15,10 +16,13 @@
 #include <utility>
 #include <variant>
 
+#include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 
 #include "actors/order/order.h"
+#include "actors/runtime/retention.h"
 #include "actors/sku/sku.h"
+#include "events/upcast.h"
 #include "events/validate.h"
 #include "ffe/v1/journal.pb.h"
 #include "storage/journal.h"
@@ -36,7 +40,7 @@ using storage::StatusCode;
 // Worker threads answering requests: the admin API is for operators, tools and scrapers,
 // not for traffic; four keep a slow digest from blocking a scrape.
 constexpr std::size_t kWorkers = 4;
-constexpr std::size_t kPayloadMaxBytes = 64 * 1024;  // only GETs are served
+constexpr std::size_t kPayloadMaxBytes = 64 * 1024;  // GETs and a body-less POST
 constexpr std::string_view kJson = "application/json";
 
 // The route patterns (httplib matches the whole decoded path).
@@ -44,6 +48,16 @@ constexpr const char* kOrderRoute = R"(/v1/orders/([^/]+))";
 constexpr const char* kSkuRoute = R"(/v1/skus/([^/]+))";
 constexpr const char* kShardsRoute = R"(/v1/shards)";
 constexpr const char* kShardRoute = R"(/v1/shards/([^/]+))";
+constexpr const char* kCompactRoute = R"(/v1/shards/([^/]+)/compact)";
+constexpr const char* kWatchRoute = R"(/v1/watch)";
+// Watches that follow the log hold a worker each: at most this many at once, so reads,
+// scrapes and probes always find a free worker.
+constexpr int kFollowingWatchesMax = 2;
+// Log records read per chunk of a watch stream, and how long a following watch waits for
+// a new revision before it checks the connection and the server again.
+constexpr std::size_t kWatchChunkRecords = 256;
+constexpr std::chrono::milliseconds kWatchPoll{200};
+constexpr std::string_view kNdjson = "application/x-ndjson";
 
 struct Reply {
   int status = 200;
@@ -178,6 +192,9 @@ class AdminServer::Impl {
   Reply entity(std::string_view kind, const std::string& id, const httplib::Request& request) const;
   Reply shards() const;
   Reply shard(const std::string& text, const httplib::Request& request) const;
+  Reply compact(const std::string& text, const httplib::Request& request);
+  void watch(const httplib::Request& request, httplib::Response& response);
+  std::variant<ShardId, Reply> parse_shard(const std::string& text) const;
 
   runtime::Runtime& runtime_;
   metrics::Registry& registry_;
@@ -186,6 +203,8 @@ class AdminServer::Impl {
   std::thread listener_;
   HostPort bound_;
   std::mutex stop_mutex_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> following_watches_{0};
 };
 
 namespace {
@@ -197,7 +216,8 @@ void send(httplib::Response& response, const Reply& reply) {
 
 bool is_known_path(const std::string& path) {
   static const std::regex routes(std::string(kOrderRoute) + "|" + kSkuRoute + "|" + kShardsRoute + "|" +
-                                 kShardRoute + "|/healthz|/readyz|/metrics");
+                                 kShardRoute + "|" + kCompactRoute + "|" + kWatchRoute +
+                                 "|/healthz|/readyz|/metrics");
   return std::regex_match(path, routes);
 }
 
@@ -279,17 +299,211 @@ Reply AdminServer::Impl::shards() const {
   return json_reply(200, body);
 }
 
-// GET /v1/shards/{shard}[?revision=R]: the shard's digest as of R (default: current).
-Reply AdminServer::Impl::shard(const std::string& text, const httplib::Request& request) const {
+std::variant<ShardId, Reply> AdminServer::Impl::parse_shard(const std::string& text) const {
   std::uint32_t index = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), index);
-  if (error != std::errc() || end != text.data() + text.size()) {
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
     return error_reply(400, "shard: must be a non-negative integer (got " + events::quote(text) + ")");
   }
   if (index >= runtime_.shard_count()) {
     return error_reply(404, "shard " + std::to_string(index) + " not found (shards: 0.." +
                                 std::to_string(runtime_.shard_count() - 1) + ")");
   }
+  return ShardId{index};
+}
+
+// POST /v1/shards/{shard}/compact?revision=R[&force=true]: makes revisions below R
+// unreadable (actors/runtime/retention.h). 409 when a reader of the log (ff.events, CDC)
+// has not processed up to R yet and force is not set.
+Reply AdminServer::Impl::compact(const std::string& text, const httplib::Request& request) {
+  auto parsed_shard = parse_shard(text);
+  if (auto* reply = std::get_if<Reply>(&parsed_shard)) return *reply;
+  const ShardId shard = std::get<ShardId>(parsed_shard);
+  auto revision_param = parse_revision(request);
+  if (auto* reply = std::get_if<Reply>(&revision_param)) return *reply;
+  const std::optional<Revision> revision = std::get<std::optional<Revision>>(revision_param);
+  if (!revision) return error_reply(400, "revision: required (compact below which revision?)");
+  const std::string force_text = request.get_param_value("force");
+  if (!force_text.empty() && force_text != "true" && force_text != "false") {
+    return error_reply(400, "force: must be true or false (got " + events::quote(force_text) + ")");
+  }
+  storage::Journal& journal = runtime_.journal();
+  const runtime::CompactOutcome outcome = runtime::compact_shard(journal, shard, *revision, force_text == "true");
+  if (!outcome.status.is_ok()) {
+    if (outcome.status.code() == StatusCode::kInvalidArgument && outcome.blocked_by) {
+      json extra = json::object();
+      extra["shard"] = shard.value;
+      extra["cursor"] = outcome.blocked_by->name;
+      extra["cursorRevision"] = outcome.blocked_by->revision;
+      extra["compactedRevision"] = outcome.compacted_revision;
+      return error_reply(409, outcome.status.message(), std::move(extra));
+    }
+    return storage_error(outcome.status, journal, shard);
+  }
+  json body = json::object();
+  body["shard"] = shard.value;
+  body["compactedRevision"] = outcome.compacted_revision;
+  return json_reply(200, body);
+}
+
+namespace {
+
+// One event of the log as a watch line: {"shard","revision","committedAtMs","key","event"},
+// the event in Protobuf's canonical JSON (lowerCamel field names).
+std::string watch_line(ShardId shard, const storage::LogRecord& record, const storage::Event& event) {
+  json line = json::object();
+  line["shard"] = shard.value;
+  line["revision"] = record.revision;
+  line["committedAtMs"] = record.committed_at_ms;
+  line["key"] = event.entity_key;
+  std::string text;
+  google::protobuf::util::JsonPrintOptions options;
+  bool decoded = false;
+  if (event.entity_key.starts_with("order/")) {
+    v1::OrderEvent decoded_event;
+    // In the current schema even when an older ffe journaled it (events/upcast.h).
+    decoded = decoded_event.ParseFromString(event.payload) && events::upcast(decoded_event).ok() &&
+              google::protobuf::util::MessageToJsonString(decoded_event, &text, options).ok();
+  } else if (event.entity_key.starts_with("sku/")) {
+    v1::SkuEvent decoded_event;
+    decoded = decoded_event.ParseFromString(event.payload) &&
+              google::protobuf::util::MessageToJsonString(decoded_event, &text, options).ok();
+  }
+  if (decoded) {
+    line["event"] = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  } else {
+    line["event"] = nullptr;
+    line["error"] = "the event does not decode";
+  }
+  return dump(line);
+}
+
+// ?name=N: absent (fallback), a non-negative integer, or a 400.
+std::variant<std::uint64_t, Reply> parse_count(const httplib::Request& request, const char* name,
+                                               std::uint64_t fallback) {
+  if (!request.has_param(name)) return fallback;
+  const std::string text = request.get_param_value(name);
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return error_reply(400, std::string(name) + ": must be a non-negative integer (got " + events::quote(text) + ")");
+  }
+  return value;
+}
+
+}  // namespace
+
+// GET /v1/watch?prefix=P&fromRevision=R[&shard=S][&follow=true][&limit=N]: the events under
+// key prefix P of one shard, from revision R on, in revision order, one JSON line each
+// (application/x-ndjson). The shard defaults to the one that owns the entity P names
+// ("order/o-1", "sku/sku-1"). Without follow the stream ends at the shard's current
+// revision; with it, it waits for new revisions until the client goes away. Resume with
+// fromRevision = the last revision seen + 1. A compacted fromRevision is a 410 naming the
+// compacted revision (etcd's ErrCompacted): never a silent skip. If compaction overtakes a
+// following stream, its last line is {"error":...,"compactedRevision":C}.
+void AdminServer::Impl::watch(const httplib::Request& request, httplib::Response& response) {
+  const std::string prefix = request.get_param_value("prefix");
+  if (!request.has_param("fromRevision")) {
+    send(response, error_reply(400, "fromRevision: required (the first revision to stream)"));
+    return;
+  }
+  auto from_param = parse_count(request, "fromRevision", 0);
+  if (auto* reply = std::get_if<Reply>(&from_param)) return send(response, *reply);
+  auto limit_param = parse_count(request, "limit", 0);
+  if (auto* reply = std::get_if<Reply>(&limit_param)) return send(response, *reply);
+  const std::string follow_text = request.get_param_value("follow");
+  if (!follow_text.empty() && follow_text != "true" && follow_text != "false") {
+    return send(response, error_reply(400, "follow: must be true or false (got " + events::quote(follow_text) + ")"));
+  }
+  const bool follow = follow_text == "true";
+
+  ShardId shard{0};
+  if (request.has_param("shard")) {
+    auto parsed = parse_shard(request.get_param_value("shard"));
+    if (auto* reply = std::get_if<Reply>(&parsed)) return send(response, *reply);
+    shard = std::get<ShardId>(parsed);
+  } else {
+    std::string_view id;
+    if (prefix.starts_with("order/")) id = std::string_view(prefix).substr(6);
+    if (prefix.starts_with("sku/")) id = std::string_view(prefix).substr(4);
+    if (id.empty()) {
+      return send(response, error_reply(400, "shard: required unless prefix names an entity (order/<id> or "
+                                             "sku/<sku>); prefix " + events::quote(prefix) + " spans every shard"));
+    }
+    shard = runtime_.shard_of(id);
+  }
+
+  const storage::Journal& journal = runtime_.journal();
+  const Revision from = std::max<Revision>(std::get<std::uint64_t>(from_param), 1);
+  auto cursor = journal.watch(shard, prefix, from);
+  if (!cursor.is_ok()) return send(response, storage_error(cursor.status(), journal, shard));
+
+  if (follow) {
+    if (following_watches_.fetch_add(1) >= kFollowingWatchesMax) {
+      following_watches_.fetch_sub(1);
+      return send(response, error_reply(503, "too many following watches (at most " +
+                                             std::to_string(kFollowingWatchesMax) + "); try again later"));
+    }
+  }
+  struct Stream {
+    storage::Watch watch;
+    std::uint64_t remaining;  // 0: no limit
+    bool follow;
+  };
+  auto stream = std::make_shared<Stream>(Stream{std::move(*cursor), std::get<std::uint64_t>(limit_param), follow});
+  response.status = 200;
+  response.set_chunked_content_provider(
+      std::string(kNdjson),
+      [this, stream, shard, &journal](std::size_t, httplib::DataSink& sink) {
+        if (stopping_.load() || !sink.is_writable()) {
+          sink.done();
+          return true;
+        }
+        auto records = stream->watch.next(kWatchChunkRecords);
+        if (!records.is_ok()) {
+          json line = json::object();
+          line["error"] = records.status().message();
+          line["shard"] = shard.value;
+          if (auto compacted = journal.compacted_revision(shard); compacted.is_ok()) {
+            line["compactedRevision"] = *compacted;
+          }
+          const std::string text = dump(line);
+          sink.write(text.data(), text.size());
+          sink.done();
+          return true;
+        }
+        if (records->empty()) {
+          if (!stream->follow) {
+            sink.done();
+            return true;
+          }
+          stream->watch.wait(kWatchPoll);
+          return true;
+        }
+        std::string chunk;
+        for (const storage::LogRecord& record : *records) {
+          for (const storage::Event& event : record.events) {
+            chunk += watch_line(shard, record, event);
+            if (stream->remaining > 0 && --stream->remaining == 0) {
+              sink.write(chunk.data(), chunk.size());
+              sink.done();
+              return true;
+            }
+          }
+        }
+        if (!sink.write(chunk.data(), chunk.size())) return false;
+        return true;
+      },
+      [this, follow](bool) {
+        if (follow) following_watches_.fetch_sub(1);
+      });
+}
+
+// GET /v1/shards/{shard}[?revision=R]: the shard's digest as of R (default: current).
+Reply AdminServer::Impl::shard(const std::string& text, const httplib::Request& request) const {
+  auto parsed_shard = parse_shard(text);
+  if (auto* reply = std::get_if<Reply>(&parsed_shard)) return *reply;
+  const std::uint32_t index = std::get<ShardId>(parsed_shard).value;
   auto revision_param = parse_revision(request);
   if (auto* reply = std::get_if<Reply>(&revision_param)) return *reply;
   const std::optional<Revision> asked = std::get<std::optional<Revision>>(revision_param);
@@ -341,6 +555,12 @@ void AdminServer::Impl::install_routes() {
   server_.Get(kShardRoute, [this](const httplib::Request& request, httplib::Response& response) {
     send(response, shard(request.matches[1].str(), request));
   });
+  server_.Get(kWatchRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    watch(request, response);
+  });
+  server_.Post(kCompactRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    send(response, compact(request.matches[1].str(), request));
+  });
   server_.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
     send(response, Reply{200, "ok\n", "text/plain; charset=utf-8"});
   });
@@ -353,16 +573,19 @@ void AdminServer::Impl::install_routes() {
     send(response, Reply{200, registry_.render(), std::string(metrics::kContentType)});
   });
 
-  // Only GET (and HEAD) is served: another method on a known path is 405, on anything
-  // else 404 (the error handler below).
+  // Only GET (and HEAD) is served, and POST on the compact route: another method on a
+  // known path is 405, on anything else 404 (the error handler below).
   auto method_not_allowed = [](const httplib::Request& request, httplib::Response& response) {
     if (!is_known_path(request.path)) {
       response.status = 404;
       return;
     }
-    response.set_header("Allow", "GET, HEAD");
-    send(response, error_reply(405, "method " + events::quote(request.method) + " not allowed; use GET"));
+    const bool is_compact = std::regex_match(request.path, std::regex(kCompactRoute));
+    response.set_header("Allow", is_compact ? "POST" : "GET, HEAD");
+    send(response, error_reply(405, "method " + events::quote(request.method) + " not allowed; use " +
+                                        (is_compact ? "POST" : "GET")));
   };
+  server_.Get(kCompactRoute, method_not_allowed);
   server_.Post(".*", method_not_allowed);
   server_.Put(".*", method_not_allowed);
   server_.Patch(".*", method_not_allowed);
@@ -374,10 +597,14 @@ void AdminServer::Impl::install_routes() {
   server_.set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request& request, httplib::Response& response) {
         if (!response.body.empty()) return Handled::Unhandled;
+        // httplib answers a POST without Content-Length with a bare 400 (curl -X POST sends
+        // none unless given -d ''): say so.
+        const bool post_without_length = response.status == 400 && request.method == "POST" &&
+                                          !request.has_header("Content-Length");
         const Reply reply =
-            response.status == 404
-                ? error_reply(404, "no such path: " + events::quote(request.path))
-                : error_reply(response.status, "HTTP " + std::to_string(response.status));
+            response.status == 404 ? error_reply(404, "no such path: " + events::quote(request.path))
+            : post_without_length  ? error_reply(400, "a POST needs a Content-Length header (curl: add -d '')")
+                                   : error_reply(response.status, "HTTP " + std::to_string(response.status));
         response.set_content(reply.body, reply.content_type.c_str());
         return Handled::Handled;
       }));
@@ -434,6 +661,7 @@ storage::Result<std::unique_ptr<AdminServer>> AdminServer::start(std::string add
 void AdminServer::stop() {
   std::lock_guard lock(impl_->stop_mutex_);
   if (!impl_->listener_.joinable()) return;
+  impl_->stopping_.store(true);  // following watches end at their next poll
   impl_->server_.stop();
   impl_->listener_.join();
 }

@@ -12,8 +12,11 @@ namespace ffe::http {
 using storage::Status;
 using storage::StatusCode;
 
-storage::Result<Response> get(std::string_view address, const std::string& target,
-                              std::chrono::milliseconds timeout) {
+namespace {
+
+// One request without a body, on a fresh connection (the CLI makes one or two).
+storage::Result<Response> send_request(std::string_view address, const char* method, const std::string& target,
+                                       std::chrono::milliseconds timeout) {
   auto parsed = parse_address(address);
   if (!parsed.is_ok()) return parsed.status();
   httplib::Client client(parsed->host, parsed->port);
@@ -21,9 +24,9 @@ storage::Result<Response> get(std::string_view address, const std::string& targe
   client.set_read_timeout(timeout);
   client.set_write_timeout(timeout);
   client.set_keep_alive(false);
-  httplib::Result result = client.Get(target);
+  httplib::Result result = std::string_view(method) == "POST" ? client.Post(target) : client.Get(target);
   if (!result) {
-    return Status(StatusCode::kIoError, "GET http://" + format_address(*parsed) + target + ": " +
+    return Status(StatusCode::kIoError, std::string(method) + " http://" + format_address(*parsed) + target + ": " +
                                             httplib::to_string(result.error()));
   }
   Response response;
@@ -31,6 +34,13 @@ storage::Result<Response> get(std::string_view address, const std::string& targe
   response.body = result->body;
   response.content_type = result->get_header_value("Content-Type");
   return response;
+}
+
+}  // namespace
+
+storage::Result<Response> get(std::string_view address, const std::string& target,
+                              std::chrono::milliseconds timeout) {
+  return send_request(address, "GET", target, timeout);
 }
 
 std::string error_message(const Response& response) {
@@ -89,6 +99,210 @@ GetOutcome get_entity(EntityKind kind, std::string_view id, std::optional<std::u
   outcome.exit_code = response->status == 404 ? 1 : 2;
   outcome.err = "ffe get: " + error_message(*response) + " (HTTP " + std::to_string(response->status) + ")\n";
   return outcome;
+}
+
+}  // namespace ffe::http
+
+namespace ffe::http {
+
+storage::Result<Response> post(std::string_view address, const std::string& target,
+                               std::chrono::milliseconds timeout) {
+  return send_request(address, "POST", target, timeout);
+}
+
+storage::Status get_lines(std::string_view address, const std::string& target,
+                          const std::function<bool(std::string_view line)>& on_line, Response& response) {
+  auto parsed = parse_address(address);
+  if (!parsed.is_ok()) return parsed.status();
+  httplib::Client client(parsed->host, parsed->port);
+  client.set_connection_timeout(std::chrono::seconds(10));
+  // A following watch may see nothing for a long time; the server polls every 200 ms and
+  // ends the stream when it stops, so no read timeout is needed to notice a dead server
+  // beyond TCP's own. A day bounds a wedged connection.
+  client.set_read_timeout(std::chrono::hours(24));
+  client.set_keep_alive(false);
+  std::string pending;
+  bool stopped = false;
+  httplib::Result result = client.Get(
+      target,
+      [&](const httplib::Response& head) {
+        response.status = head.status;
+        response.content_type = head.get_header_value("Content-Type");
+        return true;
+      },
+      [&](const char* data, std::size_t length) {
+        if (response.status != 200) {
+          response.body.append(data, length);
+          return true;
+        }
+        pending.append(data, length);
+        std::size_t start = 0;
+        for (std::size_t newline = pending.find('\n'); newline != std::string::npos;
+             newline = pending.find('\n', start)) {
+          if (!on_line(std::string_view(pending).substr(start, newline - start))) {
+            stopped = true;
+            return false;
+          }
+          start = newline + 1;
+        }
+        pending.erase(0, start);
+        return true;
+      });
+  if (!result && !stopped) {
+    return Status(StatusCode::kIoError, "GET http://" + format_address(*parsed) + target + ": " +
+                                            httplib::to_string(result.error()));
+  }
+  if (!pending.empty() && !stopped) on_line(pending);
+  return Status::ok();
+}
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::string with_status(const Response& response) {
+  return error_message(response) + " (HTTP " + std::to_string(response.status) + ")";
+}
+
+// The order as JSON without the field that says when it was read.
+json without_as_of(json order) {
+  order.erase("asOf");
+  return order;
+}
+
+}  // namespace
+
+ConfirmOutcome confirm_order(std::string_view order_id, std::string_view address) {
+  ConfirmOutcome outcome;
+  const std::string who = "ffe confirm: ";
+  if (auto invalid = events::validate_id(order_id, "orderId")) {
+    outcome.err = who + invalid->to_string() + "\n";
+    return outcome;
+  }
+  const std::string target = "/v1/orders/" + encode_path_segment(order_id);
+  auto now = get(address, target);
+  if (!now.is_ok()) {
+    outcome.err = who + now.status().message() + "\n";
+    return outcome;
+  }
+  if (now->status != 200) {
+    outcome.exit_code = now->status == 404 ? 1 : 2;
+    outcome.err = who + with_status(*now) + "\n";
+    return outcome;
+  }
+  const json current = json::parse(now->body, nullptr, /*allow_exceptions=*/false);
+  if (!current.is_object() || !current.contains("terminal") || !current.contains("state")) {
+    outcome.err = who + "the server's answer is not an order: " + now->body + "\n";
+    return outcome;
+  }
+  if (!current["terminal"].get<bool>()) {
+    outcome.exit_code = 1;
+    outcome.err = who + "order " + std::string(order_id) + " is " + current["state"].get<std::string>() +
+                  " at revision " + current["asOf"].dump() + " of shard " + current["shard"].dump() +
+                  ": not terminal (yet)\n";
+    return outcome;
+  }
+  const std::uint64_t terminal = current["terminalRevision"].get<std::uint64_t>();
+  std::uint64_t checked = terminal;
+  auto then = get(address, target + "?revision=" + std::to_string(terminal));
+  if (then.is_ok() && then->status == 410) {
+    // The terminal revision was compacted: the compacted revision is the oldest readable,
+    // and a terminal order's state there is its terminal state, with R as its revision.
+    const json body = json::parse(then->body, nullptr, false);
+    if (!body.is_object() || !body.contains("compactedRevision")) {
+      outcome.err = who + with_status(*then) + "\n";
+      return outcome;
+    }
+    checked = body["compactedRevision"].get<std::uint64_t>();
+    then = get(address, target + "?revision=" + std::to_string(checked));
+  }
+  if (!then.is_ok()) {
+    outcome.err = who + then.status().message() + "\n";
+    return outcome;
+  }
+  if (then->status != 200) {
+    outcome.err = who + "reading the order at revision " + std::to_string(checked) + ": " + with_status(*then) + "\n";
+    return outcome;
+  }
+  const json at_terminal = json::parse(then->body, nullptr, false);
+  if (without_as_of(at_terminal) != without_as_of(current)) {
+    outcome.exit_code = 3;
+    outcome.err = who + "order " + std::string(order_id) + " is NOT stable: as of revision " +
+                  std::to_string(checked) + " it was " + then->body + " and now it is " + now->body;
+    return outcome;
+  }
+  json line = json::object();
+  line["orderId"] = current["orderId"];
+  line["state"] = current["state"];
+  line["reason"] = current.value("reason", "");
+  line["shard"] = current["shard"];
+  line["revision"] = terminal;
+  line["confirmed"] = true;
+  line["checkedRevisions"] = json::array({checked, current["asOf"]});
+  outcome.exit_code = 0;
+  outcome.out = line.dump() + "\n";
+  return outcome;
+}
+
+CompactCliOutcome compact(std::uint32_t shard, std::uint64_t revision, bool force, std::string_view address) {
+  CompactCliOutcome outcome;
+  std::string target = "/v1/shards/" + std::to_string(shard) + "/compact?revision=" + std::to_string(revision);
+  if (force) target += "&force=true";
+  auto response = post(address, target);
+  if (!response.is_ok()) {
+    outcome.err = "ffe compact: " + response.status().message() + "\n";
+    return outcome;
+  }
+  if (response->status == 200) {
+    outcome.exit_code = 0;
+    outcome.out = response->body;
+    if (outcome.out.empty() || outcome.out.back() != '\n') outcome.out += '\n';
+    return outcome;
+  }
+  outcome.exit_code = response->status == 409 || response->status == 410 ? 1 : 2;
+  outcome.err = "ffe compact: " + with_status(*response) + "\n";
+  return outcome;
+}
+
+int watch(const WatchArgs& args, const std::function<void(std::string_view line)>& out,
+          const std::function<void(std::string_view message)>& err) {
+  std::string target = "/v1/watch?prefix=" + encode_path_segment(args.prefix) +
+                       "&fromRevision=" + std::to_string(args.from_revision);
+  if (args.shard) target += "&shard=" + std::to_string(*args.shard);
+  if (args.follow) target += "&follow=true";
+  if (args.limit > 0) target += "&limit=" + std::to_string(args.limit);
+  Response response;
+  int exit_code = 0;
+  std::string compacted_message;
+  const Status status = get_lines(args.address, target, [&](std::string_view line) {
+    // A stream that compaction overtook ends with an error line instead of an event.
+    if (line.starts_with("{\"error\"")) {
+      const json body = json::parse(line, nullptr, false);
+      compacted_message = body.is_object() ? body.value("error", std::string(line)) : std::string(line);
+      if (body.is_object() && body.contains("compactedRevision")) {
+        compacted_message += "; resume with --from-revision " + body["compactedRevision"].dump() + " or later";
+      }
+      exit_code = 1;
+      return false;
+    }
+    out(line);
+    return true;
+  }, response);
+  if (!status.is_ok()) {
+    err("ffe watch: " + status.message());
+    return 2;
+  }
+  if (response.status != 200) {
+    std::string message = "ffe watch: " + with_status(response);
+    const json body = json::parse(response.body, nullptr, false);
+    if (response.status == 410 && body.is_object() && body.contains("compactedRevision")) {
+      message += "; the oldest readable revision is " + body["compactedRevision"].dump();
+    }
+    err(message);
+    return response.status == 410 ? 1 : 2;
+  }
+  if (exit_code != 0) err("ffe watch: " + compacted_message);
+  return exit_code;
 }
 
 }  // namespace ffe::http

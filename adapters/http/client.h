@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,17 @@ struct Response {
 storage::Result<Response> get(std::string_view address, const std::string& target,
                               std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// POST http://ADDRESS + target with an empty body; errors as get().
+storage::Result<Response> post(std::string_view address, const std::string& target,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// GET a streamed answer: `on_line` gets each complete line (without its newline) as it
+// arrives while the status is 200, and may return false to stop. `response` receives the
+// status and, for anything but 200, the body. Not OK only when no answer came (as get()).
+// No read timeout: a following stream may wait as long as it likes.
+storage::Status get_lines(std::string_view address, const std::string& target,
+                          const std::function<bool(std::string_view line)>& on_line, Response& response);
+
 // The "error" field of a JSON error body, or the body itself (trimmed) if it has none.
 std::string error_message(const Response& response);
 
@@ -41,5 +53,45 @@ struct GetOutcome {
 };
 GetOutcome get_entity(EntityKind kind, std::string_view id, std::optional<std::uint64_t> revision,
                       std::string_view address);
+
+// What `ffe confirm ORDER_ID [--http ADDR]` prints and returns: the order's terminal
+// confirmation, checked through the public reads anyone can make. The order must be
+// terminal now; its state as of its terminal revision R (or, when R was compacted, as of the
+// compacted revision, which still holds the terminal state and R as its revision) must equal
+// its state now, field for field (all but asOf). Exit 0: confirmed; the line printed is
+// {"orderId","state","reason","shard","revision","confirmed":true,"checkedRevisions":[...]}.
+// Exit 1: not terminal (yet), or unknown (404). Exit 3: terminal but NOT stable (the state
+// changed after R: invariant 4 broken). Exit 2: anything else.
+struct ConfirmOutcome {
+  int exit_code = 2;
+  std::string out;
+  std::string err;
+};
+ConfirmOutcome confirm_order(std::string_view order_id, std::string_view address);
+
+// What `ffe compact --shard S --revision R [--force] [--http ADDR]` prints and returns:
+// exit 0 and {"shard","compactedRevision"}; 1 when refused (a reader's cursor is below R:
+// HTTP 409, or R is below the compacted revision: 410); 2 otherwise.
+struct CompactCliOutcome {
+  int exit_code = 2;
+  std::string out;
+  std::string err;
+};
+CompactCliOutcome compact(std::uint32_t shard, std::uint64_t revision, bool force, std::string_view address);
+
+// `ffe watch PREFIX --from-revision R [--shard S] [--follow] [--limit N] [--http ADDR]`:
+// streams each change line to `out` as it arrives. Exit 0 at the end of the stream (or
+// the limit); 1 when R (or later the stream) was compacted: the message names the
+// compacted revision to resume from; 2 otherwise. Lines go through `out` unchanged.
+struct WatchArgs {
+  std::string prefix;
+  std::uint64_t from_revision = 0;
+  std::optional<std::uint32_t> shard;
+  bool follow = false;
+  std::uint64_t limit = 0;
+  std::string address;
+};
+int watch(const WatchArgs& args, const std::function<void(std::string_view line)>& out,
+          const std::function<void(std::string_view message)>& err);
 
 }  // namespace ffe::http

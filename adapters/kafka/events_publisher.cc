@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "events/codec.h"
+#include "events/upcast.h"
 #include "ffe/v1/journal.pb.h"
 
 namespace ffe::kafka {
@@ -25,18 +26,33 @@ struct EventsPublisher::ShardCursor {
 
 namespace {
 
-// The JournalEvent envelope of one event; false when the key names no known aggregate or the
-// payload does not parse (a bug: the journal only holds what the runtime wrote).
-bool envelope(ShardId shard, const storage::LogRecord& record, const storage::Event& event,
+// The JournalEvent envelope of the event at `index` of a record, in the current schema (an
+// event an older ffe journaled is upcast: events/upcast.h), with the record's input position
+// and the deployment's shard count, which restore needs (docs/replay.md). False when the key
+// names no known aggregate, the payload does not parse or cannot be upcast (a bug or a
+// corrupted journal: the journal only holds what the runtime wrote).
+bool envelope(ShardId shard, std::uint32_t shard_count, const storage::LogRecord& record, std::size_t index,
               v1::JournalEvent& out) {
+  const storage::Event& event = record.events[index];
   out.Clear();
-  out.set_schema_version(1);
+  out.set_schema_version(events::journal_schema_version);
   out.set_shard(static_cast<std::int32_t>(shard.value));
   out.set_revision(static_cast<std::int64_t>(record.revision));
   out.set_entity_key(event.entity_key);
   out.set_committed_at_ms(record.committed_at_ms);
-  if (event.entity_key.starts_with("sku/")) return out.mutable_sku()->ParseFromString(event.payload);
-  if (event.entity_key.starts_with("order/")) return out.mutable_order()->ParseFromString(event.payload);
+  if (record.input) {
+    out.set_input_source(record.input->source);
+    out.set_input_offset(record.input->offset);
+  }
+  out.set_event_index(static_cast<std::uint32_t>(index));
+  out.set_revision_events(static_cast<std::uint32_t>(record.events.size()));
+  out.set_shard_count(shard_count);
+  if (event.entity_key.starts_with("sku/")) {
+    return out.mutable_sku()->ParseFromString(event.payload) && events::upcast(*out.mutable_sku()).ok();
+  }
+  if (event.entity_key.starts_with("order/")) {
+    return out.mutable_order()->ParseFromString(event.payload) && events::upcast(*out.mutable_order()).ok();
+  }
   return false;
 }
 
@@ -112,6 +128,7 @@ bool EventsPublisher::round(std::vector<ShardCursor>& shards) {
   bool produced = false;
   std::size_t events = 0;
   v1::JournalEvent event;
+  const auto shard_count = static_cast<std::uint32_t>(journal_.shards().size());
   for (ShardCursor& cursor : shards) {
     cursor.in_round = 0;
     auto records = cursor.watch->next(options_.batch_records);
@@ -129,8 +146,9 @@ bool EventsPublisher::round(std::vector<ShardCursor>& shards) {
       continue;
     }
     for (const storage::LogRecord& record : *records) {
-      for (const storage::Event& e : record.events) {
-        if (!envelope(cursor.shard, record, e, event)) {
+      for (std::size_t index = 0; index < record.events.size(); ++index) {
+        const storage::Event& e = record.events[index];
+        if (!envelope(cursor.shard, shard_count, record, index, event)) {
           spdlog::error("events: shard {} revision {}: the event of {} does not parse; not published",
                         cursor.shard.value, record.revision, e.entity_key);
           continue;

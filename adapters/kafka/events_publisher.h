@@ -1,8 +1,11 @@
 #pragma once
 // EventsPublisher — publishes the journal, every shard in revision order, to
 // `<prefix>events` (key: the entity key, "order/o-1" or "sku/sku-1"; value: a binary
-// ffe.v1.JournalEvent with shard, revision, committed_at_ms and the SkuEvent or OrderEvent;
-// header content-type application/x-protobuf), for replay and restore.
+// ffe.v1.JournalEvent with shard, revision, committed_at_ms and the SkuEvent or OrderEvent in
+// the current schema (upcast: events/upcast.h), plus what restore needs: the command's input
+// position, the event's index in its revision and the revision's event count, the shard
+// count; header content-type application/x-protobuf), for replay and restore
+// (adapters/replay/restore.h).
 //
 // Owner: adapters/serve (or a test); must not outlive the Journal it reads.
 // Lifecycle: start() reads each shard's cursor (index key "cursor/events": the last

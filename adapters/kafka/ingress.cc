@@ -252,6 +252,7 @@ class Ingress::Impl {
   void stop();
   Stats stats() const;
   std::map<std::string, std::int64_t> watermarks() const;
+  std::vector<PartitionLag> lag() const;
 
  private:
   enum class Handed { kDone, kBusy, kRefused };
@@ -274,6 +275,8 @@ class Ingress::Impl {
   const Topics topics_;
   internal::LogEvents events_{"ffe-ingress"};
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  // Guards consumer_'s destruction against lag() on a scraping thread.
+  mutable std::mutex consumer_mu_;
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
   std::vector<std::unique_ptr<PartitionState>>& partitions_ = shared_->partitions;
   std::map<std::string, std::vector<PartitionState*>> by_topic_;
@@ -395,6 +398,7 @@ Status Ingress::Impl::start() {
 void Ingress::Impl::stop() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(consumer_mu_);
   if (consumer_) {
     consumer_->close();
     consumer_.reset();
@@ -683,7 +687,27 @@ Ingress::~Ingress() = default;
 
 Status Ingress::start() { return impl_->start(); }
 void Ingress::stop() { impl_->stop(); }
+std::vector<Ingress::PartitionLag> Ingress::Impl::lag() const {
+  std::vector<PartitionLag> out;
+  std::lock_guard lock(consumer_mu_);
+  if (!consumer_) return out;
+  for (const auto& p : partitions_) {
+    std::int64_t low = -1;
+    std::int64_t high = -1;
+    // The offsets the last fetch responses carried: no request to the broker.
+    if (consumer_->get_watermark_offsets(p->topic, p->partition, &low, &high) != RdKafka::ERR_NO_ERROR || high < 0) {
+      continue;
+    }
+    std::int64_t at = p->watermark();
+    if (at < 0) at = p->recorded.load();
+    if (at < 0) at = std::max<std::int64_t>(low, 0);
+    out.push_back(PartitionLag{p->topic, p->partition, std::max<std::int64_t>(high - at, 0)});
+  }
+  return out;
+}
+
 Ingress::Stats Ingress::stats() const { return impl_->stats(); }
+std::vector<Ingress::PartitionLag> Ingress::lag() const { return impl_->lag(); }
 std::map<std::string, std::int64_t> Ingress::watermarks() const { return impl_->watermarks(); }
 
 std::string Ingress::watermark_source(const std::string& topic, std::int32_t partition) {

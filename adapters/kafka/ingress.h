@@ -88,6 +88,14 @@ class Ingress {
   // computed now (not necessarily recorded yet); partitions that received nothing and have
   // no recorded position are absent.
   std::map<std::string, std::int64_t> watermarks() const;
+  // Consumer lag per input partition: the partition's end offset (as the last fetch saw
+  // it; no broker request) minus the resume position W. Empty before start and after stop.
+  struct PartitionLag {
+    std::string topic;
+    std::int32_t partition = 0;
+    std::int64_t messages = 0;
+  };
+  std::vector<PartitionLag> lag() const;
 
   // Journal input sources: where a partition resumes, and a command's own position.
   static std::string watermark_source(const std::string& topic, std::int32_t partition);

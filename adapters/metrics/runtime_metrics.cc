@@ -71,6 +71,46 @@ void collect(const runtime::Runtime& runtime, Scrape& scrape) {
 
 }  // namespace
 
+RuntimeObserver::RuntimeObserver(Registry& registry)
+    : commit_seconds_(registry.histogram("ffe_journal_commit_duration_seconds",
+                                         "Duration of each synced write of the journal (a group commit)",
+                                         latency_buckets_seconds())),
+      batch_commands_(registry.histogram("ffe_journal_batch_commands", "Commands per synced write (group-commit size)",
+                                         exponential_buckets(1, 4, 8))) {
+  const char* terminal_help = "Orders that became terminal, by terminal state";
+  fulfilled_ = &registry.counter("ffe_orders_terminal_total", terminal_help, {{"state", "FULFILLED"}});
+  cancelled_ = &registry.counter("ffe_orders_terminal_total", terminal_help, {{"state", "CANCELLED"}});
+  rejected_ = &registry.counter("ffe_orders_terminal_total", terminal_help, {{"state", "REJECTED"}});
+  steps_.resize(v1::SagaStep_MAX + 1, nullptr);
+  for (int step = v1::SagaStep_MIN; step <= v1::SagaStep_MAX; ++step) {
+    if (step == v1::SAGA_STEP_UNSPECIFIED || !v1::SagaStep_IsValid(step)) continue;
+    steps_[step] = &registry.histogram("ffe_saga_step_duration_seconds",
+                                       "How long each saga step took, from its start to the next step or the end",
+                                       latency_buckets_seconds(),
+                                       {{"step", v1::SagaStep_Name(static_cast<v1::SagaStep>(step))}});
+  }
+}
+
+void RuntimeObserver::order_terminal(v1::OrderState state) {
+  switch (state) {
+    case v1::FULFILLED: fulfilled_->inc(); break;
+    case v1::CANCELLED: cancelled_->inc(); break;
+    case v1::REJECTED: rejected_->inc(); break;
+    default: break;
+  }
+}
+
+void RuntimeObserver::saga_step_finished(v1::SagaStep step, double seconds) {
+  if (step > v1::SAGA_STEP_UNSPECIFIED && static_cast<std::size_t>(step) < steps_.size() && steps_[step]) {
+    steps_[step]->observe(seconds < 0 ? 0 : seconds);
+  }
+}
+
+void RuntimeObserver::journal_batch(const storage::BatchObservation& batch) {
+  commit_seconds_.observe(std::chrono::duration<double>(batch.write).count());
+  batch_commands_.observe(static_cast<double>(batch.commands));
+}
+
 Registration register_runtime_metrics(Registry& registry, const runtime::Runtime& runtime) {
   return registry.add_collector([&runtime](Scrape& scrape) { collect(runtime, scrape); });
 }

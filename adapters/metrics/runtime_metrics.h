@@ -15,10 +15,36 @@
 //   ffe_journal_snapshots_given_total, ffe_journal_snapshot_tracked_entities,
 //   ffe_shards, ffe_shard_revision{shard}, ffe_shard_compacted_revision{shard}.
 
+#include <vector>
+
 #include "actors/runtime/runtime.h"
 #include "adapters/metrics/metrics.h"
 
 namespace ffe::metrics {
+
+// The runtime's Observer as Prometheus families, registered (at zero) when constructed, so
+// a dashboard finds them before the first order:
+//   ffe_orders_terminal_total{state}            orders that became FULFILLED/CANCELLED/REJECTED
+//   ffe_saga_step_duration_seconds{step}        how long each saga step took (histogram)
+//   ffe_journal_commit_duration_seconds         each synced write (group commit) (histogram)
+//   ffe_journal_batch_commands                  commands per synced write (histogram)
+// Owner: whoever opens the runtime (pass it as runtime::Options::observer); the registry
+// must outlive it. Thread-safe: every update is a lock-free atomic.
+class RuntimeObserver final : public runtime::Observer {
+ public:
+  explicit RuntimeObserver(Registry& registry);
+  void order_terminal(v1::OrderState state) override;
+  void saga_step_finished(v1::SagaStep step, double seconds) override;
+  void journal_batch(const storage::BatchObservation& batch) override;
+
+ private:
+  Counter* fulfilled_;
+  Counter* cancelled_;
+  Counter* rejected_;
+  std::vector<Histogram*> steps_;  // by v1::SagaStep value; [0] unused
+  Histogram& commit_seconds_;
+  Histogram& batch_commands_;
+};
 
 // Registers the collector; it stays registered while the returned Registration lives. The
 // runtime must outlive the Registration (reset it, or destroy it, before the runtime).

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "adapters/cdc/pipeline.h"  // CDC into the analytics tables (docs/cdc.md)
 #include "adapters/http/admin_server.h"
 #include "adapters/kafka/broker.h"
 #include "adapters/kafka/events_publisher.h"
@@ -65,13 +66,19 @@ class Server::Impl {
   std::unique_ptr<kafka::Ingress> ingress_;
   std::unique_ptr<kafka::EventsPublisher> events_;
   std::unique_ptr<metrics::Registry> registry_;
+  // Outlives the runtime that reports to it; the registry outlives both.
+  std::unique_ptr<metrics::RuntimeObserver> observer_;
   metrics::Registration runtime_metrics_;
   metrics::Registration kafka_metrics_;
   std::unique_ptr<http::AdminServer> http_;
+  std::unique_ptr<runtime::Retention> retention_;
+  std::unique_ptr<cdc::CdcPipeline> cdc_;
+  metrics::Registration cdc_metrics_;
   bool stopped_ = false;
 
  private:
   Result<std::uint32_t> shards_for_new_data_dir(const kafka::ClientConfig& client);
+  Status start_cdc();
   void register_kafka_metrics();
   void drain_outbox(std::chrono::milliseconds timeout);
 };
@@ -101,11 +108,6 @@ Status Server::Impl::start() {
   client.client_id = "ffe";
   client.properties = options_.kafka_properties;
 
-  if (!options_.analytics.empty()) {
-    spdlog::warn("serve: --analytics {} is accepted but not used yet (CDC arrives with a later issue)",
-                 options_.analytics);
-  }
-
   // 2. The runtime, with the egress closed until the topics exist (the relays keep offering).
   std::uint32_t shards = options_.shards;
   if (is_new_data_dir(options_.data_dir)) {
@@ -127,11 +129,15 @@ Status Server::Impl::start() {
   runtime_options.shards = shards;
   runtime_options.topic_prefix = options_.topic_prefix;
   runtime_options.egress = egress_.get();
+  registry_ = std::make_unique<metrics::Registry>();
+  observer_ = std::make_unique<metrics::RuntimeObserver>(*registry_);
+  runtime_options.observer = observer_.get();
   if (options_.tune_runtime) options_.tune_runtime(runtime_options);
   auto runtime = runtime::Runtime::open(std::move(runtime_options));
   if (!runtime) return with_context(runtime.status(), "opening the data dir " + options_.data_dir);
   runtime_ = std::move(*runtime);
   shards = runtime_->shard_count();
+  if (Status status = start_cdc(); !status) return status;
 
   // 3. The topics (partitions = shards when ffe makes them).
   if (broker_) {
@@ -164,10 +170,17 @@ Status Server::Impl::start() {
   events_ = std::make_unique<kafka::EventsPublisher>(runtime_->journal(), *producer_, events_options);
   if (Status status = events_->start(); !status) return with_context(status, "starting the events publisher");
 
+  // Compaction by the retention policy (off unless asked for); it never passes the ff.events
+  // publisher's or CDC's cursor.
+  retention_ = std::make_unique<runtime::Retention>(runtime_->journal(), options_.retention, [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  });
+
   // 5. Admin HTTP.
-  registry_ = std::make_unique<metrics::Registry>();
   runtime_metrics_ = metrics::register_runtime_metrics(*registry_, *runtime_);
   register_kafka_metrics();
+  if (cdc_) cdc_metrics_ = cdc::register_cdc_metrics(*registry_, *cdc_);
   if (!options_.http.empty()) {
     auto server = http::AdminServer::start(options_.http, *runtime_, *registry_, [] { return true; });
     if (!server) return with_context(server.status(), "starting the admin HTTP server on " + options_.http);
@@ -178,6 +191,61 @@ Status Server::Impl::start() {
                         bootstrap_ + ", topics " + options_.topic_prefix + "*, wire " +
                         (options_.wire == kafka::Wire::kJson ? "json" : "protobuf") + ", admin http " +
                         (http_ ? http_->address() : std::string("off")));
+  return Status::ok();
+}
+
+// CDC starts once the runtime recovered (the journal is open and complete) and before the
+// retention compactor, which must find CDC's cursor. A database that refuses the URL or the
+// schema fails the start with its message; one that is merely unreachable does not stop the
+// engine: the pipeline opens it when it comes up, and the lag grows meanwhile (docs/cdc.md).
+Status Server::Impl::start_cdc() {
+  if (options_.analytics == "off") {
+    spdlog::info("serve: --analytics off: no CDC");
+    return Status::ok();
+  }
+  const std::string url =
+      options_.analytics.empty() ? cdc::default_analytics_url(options_.data_dir) : options_.analytics;
+  cdc::PipelineOptions cdc_options;
+  if (!options_.cdc_topic.empty()) {
+    // Debezium-style envelopes of every changed row (adapters/cdc/envelope.h), at least once,
+    // before the rows are applied: a batch waits until the broker acknowledged its envelopes.
+    if (broker_) {
+      if (Status status = broker_->create_topics({options_.cdc_topic}, static_cast<int>(runtime_->shard_count()));
+          !status) {
+        return with_context(status, "creating the CDC topic " + options_.cdc_topic);
+      }
+    }
+    cdc_options.publish = [this](std::uint32_t, std::vector<cdc::ChangeEnvelope> envelopes) {
+      auto batch = kafka::DeliveryBatch::make();
+      for (cdc::ChangeEnvelope& envelope : envelopes) {
+        kafka::Record record;
+        record.topic = options_.cdc_topic;
+        record.key = std::move(envelope.key);
+        record.value = std::move(envelope.value);
+        record.headers.push_back({"content-type", "application/json"});
+        kafka::DeliveryFn done = batch->expect();
+        if (Status status = producer_->produce(std::move(record), done); !status) batch->refused(status.to_string());
+      }
+      if (!batch->wait(std::chrono::seconds(10))) return Status(StatusCode::kIoError, "no delivery report in 10 s");
+      if (!batch->all_ok()) return Status(StatusCode::kIoError, batch->first_error());
+      return Status::ok();
+    };
+  }
+  cdc::Migration migration;
+  auto sink = cdc::open_sink(url, &migration);
+  if (sink) {
+    cdc_ = std::make_unique<cdc::CdcPipeline>(runtime_->journal(), std::move(*sink), std::move(migration),
+                                              std::move(cdc_options));
+  } else if (sink.status().code() == StatusCode::kIoError) {
+    spdlog::warn("serve: the analytics database is unreachable ({}); the engine starts, CDC retries",
+                 sink.status().to_string());
+    cdc_ = std::make_unique<cdc::CdcPipeline>(runtime_->journal(), url, std::move(cdc_options));
+  } else {
+    return with_context(sink.status(), "opening the analytics database (--analytics)");
+  }
+  if (Status status = cdc_->start(); !status) return with_context(status, "starting CDC");
+  say(options_.out, "ffe: CDC into " + cdc_->sink_description() +
+                        (options_.cdc_topic.empty() ? std::string() : ", change envelopes on " + options_.cdc_topic));
   return Status::ok();
 }
 
@@ -195,6 +263,12 @@ void Server::Impl::register_kafka_metrics() {
       scrape.counter("ffe_ingress_ack_errors_total", "Commands the runtime could not apply", {}, s.ack_errors);
       scrape.counter("ffe_ingress_watermark_commits_total", "Resume positions recorded in the journal", {},
                      s.watermark_commits);
+      for (const kafka::Ingress::PartitionLag& lag : ingress_->lag()) {
+        scrape.gauge("ffe_ingress_consumer_lag_messages",
+                     "Messages in an input partition after ffe's resume position (end offset - position)",
+                     {{"topic", lag.topic}, {"partition", std::to_string(lag.partition)}},
+                     static_cast<double>(lag.messages));
+      }
     }
     if (egress_) {
       const kafka::KafkaEgress::Stats s = egress_->stats();
@@ -231,18 +305,28 @@ void Server::Impl::stop() {
     // Give the relays the chance to send what is durable (what they miss goes out next start).
     if (egress_) drain_outbox(std::chrono::seconds(10));
   }
+  if (retention_) retention_->stop();
   if (events_) events_->stop();
+  // The runtime is quiet: CDC applies what is left within a few seconds, then stops.
+  if (cdc_) {
+    if (!cdc_->wait_caught_up(std::chrono::seconds(5))) spdlog::warn("serve: CDC did not catch up in 5 s");
+    cdc_->stop();
+  }
   if (http_) http_->stop();
   kafka_metrics_.reset();
+  cdc_metrics_.reset();
   runtime_metrics_.reset();
   if (egress_) egress_->close();
   if (producer_ && !producer_->flush(std::chrono::seconds(5))) {
     spdlog::warn("serve: {} records were not delivered before the timeout", producer_->in_flight());
   }
   http_.reset();
+  retention_.reset();
+  cdc_.reset();
   events_.reset();
   ingress_.reset();
   runtime_.reset();
+  observer_.reset();
   producer_.reset();
   egress_.reset();
   registry_.reset();
@@ -269,6 +353,7 @@ runtime::Runtime& Server::runtime() { return *impl_->runtime_; }
 kafka::Ingress& Server::ingress() { return *impl_->ingress_; }
 kafka::KafkaEgress& Server::egress() { return *impl_->egress_; }
 kafka::EventsPublisher& Server::events_publisher() { return *impl_->events_; }
+cdc::CdcPipeline* Server::cdc() { return impl_->cdc_.get(); }
 Status Server::health() const {
   if (!impl_->runtime_) return Status(StatusCode::kClosed, "stopped");
   return impl_->runtime_->journal().status();

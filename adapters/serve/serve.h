@@ -14,9 +14,14 @@
 #include <utility>
 #include <vector>
 
+#include "actors/runtime/retention.h"
 #include "actors/runtime/runtime.h"
 #include "adapters/kafka/egress.h"
 #include "storage/status.h"
+
+namespace ffe::cdc {
+class CdcPipeline;
+}  // namespace ffe::cdc
 
 namespace ffe::kafka {
 class EventsPublisher;
@@ -38,8 +43,15 @@ struct ServeOptions {
   std::uint32_t shards = 0;
   std::string topic_prefix = "ff.";
   kafka::Wire wire = kafka::Wire::kJson;
-  // sqlite:PATH or postgresql://...: accepted, not used yet (CDC is a later issue).
+  // Where CDC keeps the analytics tables (docs/cdc.md): sqlite:PATH or postgresql://...;
+  // empty: sqlite:<data_dir>/analytics.db (CDC is on by default); "off": no CDC.
   std::string analytics;
+  // Also publish a Debezium-style change envelope per changed row on this topic (JSON,
+  // key = entity key; docs/cdc.md, "Change envelopes"); empty: none.
+  std::string cdc_topic;
+  // Compaction by policy: keep the last N revisions and/or the last T of history per shard
+  // (default: keep everything). docs/revisions.md.
+  runtime::RetentionPolicy retention;
   // Extra librdkafka properties for every Kafka client (`-X name=value`).
   std::vector<std::pair<std::string, std::string>> kafka_properties;
   // Where the status lines go ("ffe: embedded Kafka broker at ...", "ffe: ready ..."); each
@@ -74,6 +86,8 @@ class Server {
   kafka::Ingress& ingress();
   kafka::KafkaEgress& egress();
   kafka::EventsPublisher& events_publisher();
+  // The CDC pipeline; nullptr with --analytics off.
+  cdc::CdcPipeline* cdc();
   // OK while the journal accepts commits; its fail-stop reason otherwise.
   storage::Status health() const;
 

@@ -16,14 +16,20 @@ times, and restarted each time on the same data dir with the same --brokers. At 
   was authorized got its void; one authorize and one ship command id per order;
 - bad input mixed into the load (garbage, cancels of unknown orders) reaches ff.dlq at least
   once, each from one source position, with its original bytes; nothing valid does; the
-  same PlaceOrder sent twice and repeated receipts change nothing.
+  same PlaceOrder sent twice and repeated receipts change nothing;
+- replay (invariant 8): `ffe replay --json` read-only beside the running engine gives each
+  shard's digest of /v1/shards/{s}?revision=R; then the engine is SIGKILLed once more and
+  `ffe replay` on the stopped data dir gives, for every shard, the revision and digest
+  /v1/shards reported just before the kill.
 
 usage: crash_mid_load.py PATH/TO/ffe        (FFE_E2E_SEED, FFE_E2E_ORDERS, FFE_E2E_KILLS, FFE_E2E_RATE override)
 """
 
+import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -36,6 +42,48 @@ N_SKUS = 40
 FIRST_STOCK, RESTOCK = 60, 40       # per SKU: one receipt up front, two more during the load
 RATE = int(os.environ.get("FFE_E2E_RATE", "250"))  # orders per second
 DEADLINE, SILENT_DEADLINE = 20000, 4000
+
+
+def replay(h, data, *flags):
+    """`ffe replay --data-dir DATA --json FLAGS`: {shard: {"revision", "events", "digest"}}."""
+    run = subprocess.run([h.ffe, "replay", "--data-dir", data, "--json"] + list(flags),
+                         capture_output=True, text=True, timeout=120)
+    if run.returncode != 0:
+        raise TestFailed("ffe replay %s: exit %d: %s" % (" ".join(flags), run.returncode, run.stderr.strip()))
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    return {line["shard"]: line for line in lines}
+
+
+def check_replay(h, serve, data):
+    """Invariant 8 after the crashes: replay's digests equal the live ones, read-only beside
+    the running engine and on the data dir of an engine killed with SIGKILL."""
+    http = serve.http
+    running = replay(h, data)
+    h.check(len(running) > 0, "ffe replay printed no shard")
+    for shard, line in sorted(running.items()):
+        status, live = http.json("/v1/shards/%d?revision=%d" % (shard, line["revision"]))
+        h.check(status == 200 and live.get("digest") == line["digest"],
+                "shard %d at revision %d: replay (read-only, engine running) digest %s, /v1/shards says %s %s" %
+                (shard, line["revision"], line["digest"], status, live))
+    before = {s["shard"]: s for s in http.json("/v1/shards")[1]}
+    h.check(sorted(before) == sorted(running), "shards: /v1/shards %s, replay %s" % (sorted(before), sorted(running)))
+    serve.signal(signal.SIGKILL)
+    serve.popen.wait(30)
+    stopped = replay(h, data)
+    for shard, live in sorted(before.items()):
+        line = stopped.get(shard)
+        if not h.check(line is not None, "shard %d: no replay line after the kill" % shard):
+            continue
+        h.check(line["revision"] >= live["revision"],
+                "shard %d: revision %d before the kill, %d replayed after it (acknowledged commits lost)" %
+                (shard, live["revision"], line["revision"]))
+        if line["revision"] != live["revision"]:  # committed between the read and the kill
+            line = replay(h, data, "--shard", str(shard), "--to-revision", str(live["revision"]))[shard]
+        h.check(line["digest"] == live["digest"],
+                "shard %d at revision %d: replay after SIGKILL gives digest %s, /v1/shards said %s before it" %
+                (shard, live["revision"], line["digest"], live["digest"]))
+    log("replay: %d shards, %d events, digests equal to /v1/shards (read-only while running, and after SIGKILL)" %
+        (len(stopped), sum(line["events"] for line in stopped.values())))
 
 
 def body(h):
@@ -207,6 +255,7 @@ def body(h):
         (len(final), states, repeats, sum(s["shippedTotal"] for s in sku_state.values()), sum(received.values())))
     h.check(states.get("FULFILLED", 0) > 0 and states.get("REJECTED", 0) > 0 and states.get("CANCELLED", 0) > 0,
             "the load did not exercise every outcome: %s" % states)
+    check_replay(h, serve, data)
 
 
 if __name__ == "__main__":

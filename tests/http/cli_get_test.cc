@@ -4,6 +4,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -89,6 +90,94 @@ TEST_F(CliGetTest, NotFoundExitsOneAndOtherErrorsExitTwoWithTheServersMessage) {
   CliRun down = ffe("get sku sku-1" + http());
   EXPECT_EQ(down.exit_code, 2);
   EXPECT_NE(down.err.find("ffe get: GET http://" + server_->address()), std::string::npos) << down.err;
+}
+
+// ffe confirm ORDER_ID: exit 0 with the confirmation only when terminal and stable, also
+// after its terminal revision was compacted; 1 while not terminal or unknown; 2 unreachable.
+TEST_F(CliGetTest, ConfirmPrintsTheTerminalConfirmationEvenAfterCompaction) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  const v1::OrderOutcome outcome = place_and_wait(place_order("o-1", {{"sku-1", 2}}));
+  ASSERT_EQ(outcome.state(), v1::FULFILLED);
+
+  CliRun confirmed = ffe("confirm o-1" + http());
+  EXPECT_EQ(confirmed.exit_code, 0) << confirmed.err;
+  nlohmann::json json = nlohmann::json::parse(confirmed.out, nullptr, false);
+  ASSERT_TRUE(json.is_object()) << confirmed.out;
+  EXPECT_EQ(json["orderId"], "o-1");
+  EXPECT_EQ(json["state"], "FULFILLED");
+  EXPECT_EQ(json["confirmed"], true);
+  EXPECT_EQ(json["shard"].get<std::uint32_t>(), outcome.shard());
+  EXPECT_EQ(json["revision"].get<Revision>(), static_cast<Revision>(outcome.revision()));
+  EXPECT_EQ(json["checkedRevisions"][0].get<Revision>(), static_cast<Revision>(outcome.revision()));
+
+  // Later commands in the shard, then compaction past the terminal revision: still confirmed,
+  // through the recorded terminal revision.
+  const ShardId shard{outcome.shard()};
+  std::string later;
+  for (int i = 0; later.empty(); ++i) {
+    if (runtime_->shard_of("o-later-" + std::to_string(i)) == shard) later = "o-later-" + std::to_string(i);
+  }
+  place_and_wait(place_order(later, {{"sku-1", 1}}));
+  const Revision current = revision_of_shard(shard);
+  ASSERT_GT(current, static_cast<Revision>(outcome.revision()));
+  ASSERT_TRUE(runtime_->journal().compact(shard, current).is_ok());
+  CliRun after = ffe("confirm o-1" + http());
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  json = nlohmann::json::parse(after.out, nullptr, false);
+  ASSERT_TRUE(json.is_object()) << after.out;
+  EXPECT_EQ(json["revision"].get<Revision>(), static_cast<Revision>(outcome.revision()));
+  EXPECT_EQ(json["checkedRevisions"][0].get<Revision>(), current);  // the compacted revision
+  EXPECT_EQ(json["state"], "FULFILLED");
+
+  CliRun unknown = ffe("confirm o-nobody" + http());
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.out, "");
+  EXPECT_NE(unknown.err.find("not found"), std::string::npos) << unknown.err;
+}
+
+TEST_F(CliGetTest, ConfirmOfAnOrderInProgressExitsOneAndNamesItsState) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  // tok_silent: the payment service never answers, so the order waits in AUTHORIZING.
+  ack_of(runtime::OrderCommand{place_order("o-wait", {{"sku-1", 1}}, "tok_silent")});
+  ASSERT_TRUE(runtime_->wait_quiet(std::chrono::seconds(10)));
+  CliRun waiting = ffe("confirm o-wait" + http());
+  EXPECT_EQ(waiting.exit_code, 1);
+  EXPECT_EQ(waiting.out, "");
+  EXPECT_NE(waiting.err.find("not terminal"), std::string::npos) << waiting.err;
+
+  server_->stop();
+  CliRun down = ffe("confirm o-wait" + http());
+  EXPECT_EQ(down.exit_code, 2) << down.err;
+}
+
+TEST_F(CliGetTest, WatchPrintsChangesAndNamesTheCompactedRevision) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  ack_of(receive_stock("sku-1", 2, "r-2"));
+  const runtime::Ack third = ack_of(receive_stock("sku-1", 3, "r-3"));
+  CliRun all = ffe("watch sku/sku-1 --from-revision 1" + http());
+  EXPECT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(std::count(all.out.begin(), all.out.end(), '\n'), 3) << all.out;
+  CliRun limited = ffe("watch sku/sku-1 --from-revision 1 --limit 1" + http());
+  EXPECT_EQ(std::count(limited.out.begin(), limited.out.end(), '\n'), 1) << limited.out;
+
+  const ShardId shard = runtime_->shard_of("sku-1");
+  CliRun compacted = ffe("compact --shard " + std::to_string(shard.value) + " --revision " +
+                         std::to_string(third.revision) + http());
+  EXPECT_EQ(compacted.exit_code, 0) << compacted.err;
+  EXPECT_EQ(nlohmann::json::parse(compacted.out)["compactedRevision"].get<Revision>(), third.revision);
+
+  CliRun gone = ffe("watch sku/sku-1 --from-revision 1" + http());
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_EQ(gone.out, "");
+  EXPECT_NE(gone.err.find("oldest readable revision is " + std::to_string(third.revision)), std::string::npos)
+      << gone.err;
+
+  CliRun below = ffe("compact --shard " + std::to_string(shard.value) + " --revision 1" + http());
+  EXPECT_EQ(below.exit_code, 1);
+  EXPECT_NE(below.err.find("(HTTP 410)"), std::string::npos) << below.err;
+  CliRun spanning = ffe("watch sku/ --from-revision 1" + http());
+  EXPECT_EQ(spanning.exit_code, 2);
+  EXPECT_NE(spanning.err.find("shard: required"), std::string::npos) << spanning.err;
 }
 
 TEST_F(CliGetTest, RejectsABadKind) {

@@ -406,7 +406,7 @@ TEST_F(ServeTest, AFulfilledOrderEndsWithOneJsonOutcomeAndTheJournalOnTheEventsT
     v1::JournalEvent event;
     ASSERT_TRUE(event.ParseFromString(m.value));
     EXPECT_EQ(m.key, std::optional<std::string>(event.entity_key()));
-    EXPECT_EQ(event.schema_version(), 1u);
+    EXPECT_EQ(event.schema_version(), 2u);  // events/upcast.h: the current schema
     EXPECT_TRUE(event.has_sku() || event.has_order());
     EXPECT_EQ(event.has_sku(), event.entity_key().starts_with("sku/"));
     // Per shard (per key, within a partition) revisions never go back.

@@ -107,5 +107,69 @@ TEST(RuntimeMetrics, ExportsRuntimeAndJournalStatsAtScrapeTime) {
   EXPECT_EQ(registry.render(), "");
 }
 
+// The runtime's Observer as metrics: terminal orders by state, saga step durations, commit
+// latency and group-commit size, on a real runtime with the in-process participants.
+TEST(RuntimeMetrics, ObserverCountsOutcomesStepsAndCommits) {
+  TempDir dir;
+  Registry registry;
+  RuntimeObserver observer(registry);
+  // Registered at zero before anything happens (dashboards find them at once).
+  auto empty = samples(registry.render());
+  EXPECT_EQ(empty.at("ffe_orders_terminal_total{state=\"FULFILLED\"}"), 0);
+  EXPECT_EQ(empty.at("ffe_saga_step_duration_seconds_count{step=\"RESERVE_STOCK\"}"), 0);
+  EXPECT_EQ(empty.at("ffe_journal_commit_duration_seconds_count"), 0);
+
+  runtime::testing::TestParticipants participants;
+  runtime::Options options;
+  options.data_dir = dir.sub("data");
+  options.shards = 2;
+  options.egress = &participants;
+  options.observer = &observer;
+  auto opened = runtime::Runtime::open(options);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  std::unique_ptr<runtime::Runtime> rt = std::move(*opened);
+  participants.attach(rt.get());
+
+  ASSERT_TRUE(runtime::testing::submit_and_wait(*rt, runtime::testing::receive_stock("sku-1", 10, "r-1")));
+  ASSERT_TRUE(runtime::testing::submit_and_wait(*rt, runtime::OrderCommand{runtime::testing::place_order("o-1", {{"sku-1", 1}})}));
+  ASSERT_TRUE(runtime::testing::submit_and_wait(
+      *rt, runtime::OrderCommand{runtime::testing::place_order("o-2", {{"sku-1", 1}}, "tok_decline")}));
+  ASSERT_TRUE(runtime::testing::submit_and_wait(*rt, runtime::OrderCommand{runtime::testing::place_order("o-3", {{"sku-1", 99}})}));
+  ASSERT_TRUE(participants.wait_for_outcomes(3, std::chrono::seconds(30)));
+  ASSERT_TRUE(rt->wait_quiet(std::chrono::seconds(10)));
+  // A late reply to a terminal order changes nothing, so it counts nothing.
+  v1::PaymentReply late;
+  late.set_command_id(saga::authorize_command_id("o-1"));
+  late.set_order_id("o-1");
+  late.set_status(v1::PaymentReply::APPROVED);
+  ASSERT_TRUE(runtime::testing::submit_and_wait(*rt, runtime::OrderCommand{late}));
+  ASSERT_TRUE(rt->wait_quiet(std::chrono::seconds(10)));
+
+  std::map<std::string, int> by_state;
+  for (const auto& [id, outcomes] : participants.outcomes()) ++by_state[v1::OrderState_Name(outcomes.front().state())];
+  const std::string text = registry.render();
+  auto after = samples(text);
+  for (const char* state : {"FULFILLED", "CANCELLED", "REJECTED"}) {
+    EXPECT_EQ(after.at("ffe_orders_terminal_total{state=\"" + std::string(state) + "\"}"), by_state[state]) << state;
+  }
+  EXPECT_EQ(by_state["FULFILLED"], 1);
+  // o-1 reserved, authorized, shipped and committed; o-2 reserved then was refused payment.
+  EXPECT_EQ(after.at("ffe_saga_step_duration_seconds_count{step=\"RESERVE_STOCK\"}"), 3);
+  EXPECT_EQ(after.at("ffe_saga_step_duration_seconds_count{step=\"AUTHORIZE_PAYMENT\"}"), 2);
+  EXPECT_EQ(after.at("ffe_saga_step_duration_seconds_count{step=\"CREATE_SHIPMENT\"}"), 1);
+  EXPECT_EQ(after.at("ffe_saga_step_duration_seconds_count{step=\"COMMIT_STOCK\"}"), 1);
+  const storage::JournalStats js = rt->journal().stats();
+  EXPECT_EQ(after.at("ffe_journal_commit_duration_seconds_count"), static_cast<double>(js.batches));
+  EXPECT_EQ(after.at("ffe_journal_batch_commands_count"), static_cast<double>(js.batches));
+  EXPECT_EQ(after.at("ffe_journal_batch_commands_sum"), static_cast<double>(js.commands));
+  EXPECT_GT(after.at("ffe_journal_commit_duration_seconds_sum"), 0);
+  if (testing::promtool_available()) {
+    const testing::PromtoolResult lint = testing::promtool_check(text);
+    EXPECT_EQ(lint.exit_code, 0) << lint.output << "\n" << text;
+  }
+  participants.detach();
+  rt.reset();
+}
+
 }  // namespace
 }  // namespace ffe::metrics

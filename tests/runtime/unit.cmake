@@ -9,5 +9,6 @@ ffe_test(ffe_runtime_test
   flash_sale_test.cc
   passivation_test.cc
   runtime_test.cc
+  terminal_absorbing_test.cc
   LIBS ffe_runtime_test_support
   LABELS runtime)

@@ -1,0 +1,243 @@
+// Revisions over the admin HTTP API beyond plain reads (docs/revisions.md): GET /v1/watch
+// (ordered, resumable, fails clearly when compacted), POST /v1/shards/{s}/compact (by
+// command, never past a log reader's cursor unless forced), and the retention policy
+// (actors/runtime/retention.h) on the same real runtime and journal.
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/runtime/retention.h"
+#include "tests/http/admin_fixture.h"
+
+namespace ffe::http::testing {
+namespace {
+
+using runtime::testing::place_order;
+using runtime::testing::receive_stock;
+
+class RevisionsTest : public AdminFixture {
+ protected:
+  // The body of a watch split into parsed lines.
+  static std::vector<nlohmann::json> lines_of(const std::string& body) {
+    std::vector<nlohmann::json> lines;
+    std::istringstream in(body);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+    }
+    return lines;
+  }
+  Got post(const std::string& target) const { return get(target, "POST"); }
+
+  // Puts "cursor/<name>" = revision in the shard's index (as the ff.events publisher and
+  // CDC do), with a no-op commit.
+  void set_cursor(ShardId shard, const std::string& name, Revision revision) {
+    storage::CommitRequest request;
+    request.shard = shard;
+    request.index_put.push_back({"cursor/" + name, std::to_string(revision)});
+    auto done = runtime_->journal().commit(std::move(request)).get();
+    ASSERT_TRUE(done.status.is_ok()) << done.status.to_string();
+  }
+};
+
+TEST_F(RevisionsTest, WatchStreamsAnEntitysEventsInRevisionOrderAndResumes) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  for (int i = 1; i <= 3; ++i) ack_of(receive_stock("sku-1", i, "r-more-" + std::to_string(i)));
+  const ShardId shard = runtime_->shard_of("sku-1");
+
+  Got all = get("/v1/watch?prefix=sku/sku-1&fromRevision=1");
+  ASSERT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(all.content_type, "application/x-ndjson");
+  const auto lines = lines_of(all.body);
+  ASSERT_EQ(lines.size(), 4u) << all.body;
+  Revision previous = 0;
+  for (const auto& line : lines) {
+    EXPECT_EQ(line["shard"], shard.value);
+    EXPECT_EQ(line["key"], "sku/sku-1");
+    EXPECT_GT(line["revision"].get<Revision>(), previous);
+    previous = line["revision"].get<Revision>();
+    EXPECT_TRUE(line["event"].contains("received")) << line.dump();
+  }
+  EXPECT_EQ(lines[0]["event"]["received"]["qty"], "10");  // int64 in canonical JSON: a string
+
+  // Resuming from the last revision seen + 1 continues exactly where the first read stopped.
+  Got first_two = get("/v1/watch?prefix=sku/sku-1&fromRevision=1&limit=2");
+  const auto head = lines_of(first_two.body);
+  ASSERT_EQ(head.size(), 2u);
+  Got rest = get("/v1/watch?prefix=sku/sku-1&fromRevision=" +
+                 std::to_string(head.back()["revision"].get<Revision>() + 1));
+  auto tail = lines_of(rest.body);
+  ASSERT_EQ(head.size() + tail.size(), lines.size());
+  for (std::size_t i = 0; i < tail.size(); ++i) EXPECT_EQ(tail[i], lines[head.size() + i]);
+}
+
+TEST_F(RevisionsTest, WatchNeedsAShardForAPrefixSpanningShardsAndChecksItsRevision) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  const ShardId shard = runtime_->shard_of("sku-1");
+  Got spanning = get("/v1/watch?prefix=sku/&fromRevision=1");
+  EXPECT_EQ(spanning.status, 400) << spanning.body;
+  EXPECT_NE(spanning.json["error"].get<std::string>().find("shard"), std::string::npos);
+  Got by_shard = get("/v1/watch?prefix=sku/&fromRevision=1&shard=" + std::to_string(shard.value));
+  EXPECT_EQ(by_shard.status, 200);
+  EXPECT_EQ(lines_of(by_shard.body).size(), 1u);
+  EXPECT_EQ(get("/v1/watch?prefix=sku/sku-1").status, 400);  // fromRevision required
+  EXPECT_EQ(get("/v1/watch?prefix=sku/sku-1&fromRevision=x").status, 400);
+  EXPECT_EQ(get("/v1/watch?prefix=sku/sku-1&fromRevision=1&follow=perhaps").status, 400);
+  EXPECT_EQ(get("/v1/watch?prefix=sku/&fromRevision=1&shard=99").status, 404);
+  Got future = get("/v1/watch?prefix=sku/sku-1&fromRevision=" + std::to_string(revision_of_shard(shard) + 2));
+  EXPECT_EQ(future.status, 400) << future.body;
+}
+
+TEST_F(RevisionsTest, WatchFromACompactedRevisionIs410NeverASilentSkip) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  ack_of(receive_stock("sku-1", 1, "r-2"));
+  const runtime::Ack third = ack_of(receive_stock("sku-1", 1, "r-3"));
+  const ShardId shard = runtime_->shard_of("sku-1");
+  ASSERT_TRUE(runtime_->journal().compact(shard, third.revision).is_ok());
+  Got gone = get("/v1/watch?prefix=sku/sku-1&fromRevision=1");
+  EXPECT_EQ(gone.status, 410) << gone.body;
+  EXPECT_EQ(gone.json["compactedRevision"], third.revision);
+  Got from_compacted = get("/v1/watch?prefix=sku/sku-1&fromRevision=" + std::to_string(third.revision));
+  EXPECT_EQ(from_compacted.status, 200);
+  EXPECT_EQ(lines_of(from_compacted.body).size(), 1u);
+}
+
+TEST_F(RevisionsTest, FollowingWatchSeesNewCommitsAndEndsWhenTheServerStops) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  std::atomic<int> seen{0};
+  std::string body;
+  std::thread watcher([&] {
+    httplib::Client client("127.0.0.1", server_->port());
+    client.set_read_timeout(std::chrono::seconds(60));
+    client.Get("/v1/watch?prefix=sku/sku-1&fromRevision=1&follow=true",
+               [&](const char* data, std::size_t length) {
+                 body.append(data, length);
+                 seen = static_cast<int>(lines_of(body).size());
+                 return true;
+               });
+  });
+  auto wait_for = [&](int lines) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (seen.load() < lines && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return seen.load() >= lines;
+  };
+  EXPECT_TRUE(wait_for(1));
+  ack_of(receive_stock("sku-1", 2, "r-2"));
+  EXPECT_TRUE(wait_for(2)) << body;
+  server_->stop();  // the stream ends at its next poll; the client returns
+  watcher.join();
+  const auto lines = lines_of(body);
+  ASSERT_EQ(lines.size(), 2u) << body;
+  EXPECT_EQ(lines[1]["event"]["received"]["qty"], "2");
+}
+
+TEST_F(RevisionsTest, CompactByCommandMakesOlderRevisionsGoneAndIsIdempotent) {
+  const runtime::Ack first = ack_of(receive_stock("sku-1", 10, "r-1"));
+  const runtime::Ack second = ack_of(receive_stock("sku-1", 5, "r-2"));
+  const ShardId shard = runtime_->shard_of("sku-1");
+  const std::string route = "/v1/shards/" + std::to_string(shard.value) + "/compact?revision=";
+
+  Got done = post(route + std::to_string(second.revision));
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(done.json["shard"], shard.value);
+  EXPECT_EQ(done.json["compactedRevision"], second.revision);
+  EXPECT_EQ(get("/v1/skus/sku-1?revision=" + std::to_string(first.revision)).status, 410);
+  EXPECT_EQ(get("/v1/skus/sku-1").json["onHand"], 15);
+
+  EXPECT_EQ(post(route + std::to_string(second.revision)).status, 200);  // again: a no-op
+  Got below = post(route + std::to_string(first.revision));
+  EXPECT_EQ(below.status, 410) << below.body;
+  Got future = post(route + std::to_string(second.revision + 100));
+  EXPECT_EQ(future.status, 400) << future.body;
+  EXPECT_EQ(post("/v1/shards/" + std::to_string(shard.value) + "/compact").status, 400);  // no revision
+  Got wrong_method = get(route + "1");
+  EXPECT_EQ(wrong_method.status, 405);
+  EXPECT_EQ(wrong_method.allow, "POST");
+}
+
+TEST_F(RevisionsTest, CompactNeverPassesALogReadersCursorUnlessForced) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  const ShardId shard = runtime_->shard_of("sku-1");
+  const Revision cursor = revision_of_shard(shard);
+  set_cursor(shard, "cdc", cursor);
+  for (int i = 0; i < 3; ++i) ack_of(receive_stock("sku-1", 1, "r-x" + std::to_string(i)));
+  const Revision current = revision_of_shard(shard);
+  const std::string route = "/v1/shards/" + std::to_string(shard.value) + "/compact?revision=" + std::to_string(current);
+
+  Got refused = post(route);
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_EQ(refused.json["cursor"], "cursor/cdc");
+  EXPECT_EQ(refused.json["cursorRevision"], cursor);
+  EXPECT_EQ(runtime_->journal().compacted_revision(shard).value(), 0u);
+
+  EXPECT_EQ(post("/v1/shards/" + std::to_string(shard.value) + "/compact?revision=" + std::to_string(cursor)).status, 200);
+  Got forced = post(route + "&force=true");
+  EXPECT_EQ(forced.status, 200) << forced.body;
+  EXPECT_EQ(forced.json["compactedRevision"], current);
+}
+
+TEST_F(RevisionsTest, RetentionKeepsTheLastNRevisionsAndStopsAtCursors) {
+  for (int i = 0; i < 10; ++i) ack_of(receive_stock("sku-1", 1, "r-" + std::to_string(i)));
+  const ShardId shard = runtime_->shard_of("sku-1");
+  const Revision current = revision_of_shard(shard);
+  ASSERT_GE(current, 10u);
+  storage::Journal& journal = runtime_->journal();
+
+  runtime::RetentionPolicy policy;
+  policy.keep_revisions = 4;
+  auto target = runtime::retention_target(journal, shard, policy, 0);
+  ASSERT_TRUE(target.is_ok());
+  ASSERT_TRUE(target->has_value());
+  EXPECT_EQ(**target, current - 3);  // revisions current-3 .. current stay readable
+
+  set_cursor(shard, "events", current - 6);
+  target = runtime::retention_target(journal, shard, policy, 0);
+  ASSERT_TRUE(target.is_ok() && target->has_value());
+  EXPECT_EQ(**target, current - 6);  // the cursor wins
+
+  runtime::Retention retention(journal, policy, [] { return std::int64_t{0}; });
+  retention.run_once();
+  EXPECT_EQ(journal.compacted_revision(shard).value(), current - 6);
+  EXPECT_EQ(get("/v1/skus/sku-1?revision=" + std::to_string(current - 7)).status, 410);
+  EXPECT_EQ(get("/v1/skus/sku-1").json["onHand"], 10);
+  // Nothing more to do until the cursor moves.
+  target = runtime::retention_target(journal, shard, policy, 0);
+  ASSERT_TRUE(target.is_ok());
+  EXPECT_FALSE(target->has_value());
+}
+
+TEST_F(RevisionsTest, RetentionByTimeKeepsWhatWasCommittedWithinTheWindow) {
+  ack_of(receive_stock("sku-1", 1, "r-old-1"));
+  ack_of(receive_stock("sku-1", 1, "r-old-2"));
+  const ShardId shard = runtime_->shard_of("sku-1");
+  const Revision old_revision = revision_of_shard(shard);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const std::int64_t cutoff = now_ms();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const runtime::Ack recent = ack_of(receive_stock("sku-1", 1, "r-new-1"));
+  ack_of(receive_stock("sku-1", 1, "r-new-2"));
+  ASSERT_GT(recent.revision, old_revision);
+
+  runtime::RetentionPolicy policy;
+  const std::int64_t now = now_ms();
+  policy.keep_for = std::chrono::milliseconds(now - cutoff);
+  auto target = runtime::retention_target(runtime_->journal(), shard, policy, now);
+  ASSERT_TRUE(target.is_ok());
+  ASSERT_TRUE(target->has_value());
+  // The first revision committed inside the window is the oldest kept.
+  EXPECT_EQ(**target, recent.revision);
+}
+
+}  // namespace
+}  // namespace ffe::http::testing
