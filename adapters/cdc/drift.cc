@@ -8,6 +8,7 @@
 #include "actors/runtime/folder.h"
 #include "adapters/cdc/pipeline.h"
 #include "adapters/cdc/rows.h"
+#include "bench/json_text.h"  // one JSON string escaper (header-only)
 
 namespace ffe::cdc {
 
@@ -108,22 +109,6 @@ Status compare_at(const storage::Journal& journal, ShardId shard, Revision at, c
   return Status::ok();
 }
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 }  // namespace
 
@@ -231,7 +216,7 @@ int run_drift(const DriftOptions& options) {
     if (drift.unchecked_updated_at > 0) {
       line += ",\"uncheckedUpdatedAt\":" + std::to_string(drift.unchecked_updated_at);
     }
-    line += ",\"analytics\":" + json_string((*sink)->describe()) + "}";
+    line += ",\"analytics\":" + bench::json_string((*sink)->describe()) + "}";
     std::fprintf(options.out, "%s\n", line.c_str());
     for (const std::string& difference : drift.differences) {
       std::fprintf(options.err, "ffe drift: shard %u at revision %llu: %s\n", drift.shard,

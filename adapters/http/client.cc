@@ -72,6 +72,32 @@ std::string encode_path_segment(std::string_view segment) {
   return out;
 }
 
+namespace {
+
+// The answer of a one-request command: a 200 body on stdout (exit 0), else the server's
+// message and status on stderr with the exit code `failure_exit` gives for the status; no
+// answer at all: exit 2.
+CliOutcome command_outcome(const char* command, const storage::Result<Response>& response,
+                           int (*failure_exit)(int status)) {
+  CliOutcome outcome;
+  if (!response.is_ok()) {
+    outcome.err = std::string("ffe ") + command + ": " + response.status().message() + "\n";
+    return outcome;
+  }
+  if (response->status == 200) {
+    outcome.exit_code = 0;
+    outcome.out = response->body;
+    if (outcome.out.empty() || outcome.out.back() != '\n') outcome.out += '\n';
+    return outcome;
+  }
+  outcome.exit_code = failure_exit(response->status);
+  outcome.err = std::string("ffe ") + command + ": " + error_message(*response) + " (HTTP " +
+                std::to_string(response->status) + ")\n";
+  return outcome;
+}
+
+}  // namespace
+
 GetOutcome get_entity(EntityKind kind, std::string_view id, std::optional<std::uint64_t> revision,
                       std::string_view address) {
   GetOutcome outcome;
@@ -84,21 +110,7 @@ GetOutcome get_entity(EntityKind kind, std::string_view id, std::optional<std::u
   target += encode_path_segment(id);
   if (revision) target += "?revision=" + std::to_string(*revision);
 
-  auto response = get(address, target);
-  if (!response.is_ok()) {
-    outcome.exit_code = 2;
-    outcome.err = "ffe get: " + response.status().message() + "\n";
-    return outcome;
-  }
-  if (response->status == 200) {
-    outcome.exit_code = 0;
-    outcome.out = response->body;
-    if (outcome.out.empty() || outcome.out.back() != '\n') outcome.out += '\n';
-    return outcome;
-  }
-  outcome.exit_code = response->status == 404 ? 1 : 2;
-  outcome.err = "ffe get: " + error_message(*response) + " (HTTP " + std::to_string(response->status) + ")\n";
-  return outcome;
+  return command_outcome("get", get(address, target), [](int status) { return status == 404 ? 1 : 2; });
 }
 
 }  // namespace ffe::http
@@ -245,23 +257,10 @@ ConfirmOutcome confirm_order(std::string_view order_id, std::string_view address
 }
 
 CompactCliOutcome compact(std::uint32_t shard, std::uint64_t revision, bool force, std::string_view address) {
-  CompactCliOutcome outcome;
   std::string target = "/v1/shards/" + std::to_string(shard) + "/compact?revision=" + std::to_string(revision);
   if (force) target += "&force=true";
-  auto response = post(address, target);
-  if (!response.is_ok()) {
-    outcome.err = "ffe compact: " + response.status().message() + "\n";
-    return outcome;
-  }
-  if (response->status == 200) {
-    outcome.exit_code = 0;
-    outcome.out = response->body;
-    if (outcome.out.empty() || outcome.out.back() != '\n') outcome.out += '\n';
-    return outcome;
-  }
-  outcome.exit_code = response->status == 409 || response->status == 410 ? 1 : 2;
-  outcome.err = "ffe compact: " + with_status(*response) + "\n";
-  return outcome;
+  return command_outcome("compact", post(address, target),
+                         [](int status) { return status == 409 || status == 410 ? 1 : 2; });
 }
 
 int watch(const WatchArgs& args, const std::function<void(std::string_view line)>& out,

@@ -45,12 +45,16 @@ std::string encode_path_segment(std::string_view segment);
 
 enum class EntityKind { kOrder, kSku };
 
-// What `ffe get order|sku ID [--revision R] [--http ADDR]` prints and returns.
-struct GetOutcome {
-  int exit_code = 2;  // 0 found, 1 not found (404), 2 anything else
-  std::string out;    // the entity's JSON (one line, newline-terminated) when found
-  std::string err;    // "ffe get: <the server's message> (HTTP 410)" otherwise
+// What a command of the CLI prints and returns.
+struct CliOutcome {
+  int exit_code = 2;
+  std::string out;  // for stdout: one JSON line, newline-terminated
+  std::string err;  // for stderr: "ffe <cmd>: <the server's message> (HTTP 410)"
 };
+
+// What `ffe get order|sku ID [--revision R] [--http ADDR]` prints and returns: exit 0 found
+// (the entity's JSON), 1 not found (404), 2 anything else.
+using GetOutcome = CliOutcome;
 GetOutcome get_entity(EntityKind kind, std::string_view id, std::optional<std::uint64_t> revision,
                       std::string_view address);
 
@@ -62,21 +66,13 @@ GetOutcome get_entity(EntityKind kind, std::string_view id, std::optional<std::u
 // {"orderId","state","reason","shard","revision","confirmed":true,"checkedRevisions":[...]}.
 // Exit 1: not terminal (yet), or unknown (404). Exit 3: terminal but NOT stable (the state
 // changed after R: invariant 4 broken). Exit 2: anything else.
-struct ConfirmOutcome {
-  int exit_code = 2;
-  std::string out;
-  std::string err;
-};
+using ConfirmOutcome = CliOutcome;
 ConfirmOutcome confirm_order(std::string_view order_id, std::string_view address);
 
 // What `ffe compact --shard S --revision R [--force] [--http ADDR]` prints and returns:
 // exit 0 and {"shard","compactedRevision"}; 1 when refused (a reader's cursor is below R:
 // HTTP 409, or R is below the compacted revision: 410); 2 otherwise.
-struct CompactCliOutcome {
-  int exit_code = 2;
-  std::string out;
-  std::string err;
-};
+using CompactCliOutcome = CliOutcome;
 CompactCliOutcome compact(std::uint32_t shard, std::uint64_t revision, bool force, std::string_view address);
 
 // `ffe watch PREFIX --from-revision R [--shard S] [--follow] [--limit N] [--http ADDR]`:
