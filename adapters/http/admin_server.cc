@@ -79,19 +79,34 @@ Reply error_reply(int status, std::string message, json extra = json::object()) 
   return json_reply(status, body);
 }
 
+// ?name=N: absent (nullopt), a non-negative integer, or a 400.
+std::variant<std::optional<std::uint64_t>, Reply> parse_number(const httplib::Request& request, const char* name) {
+  if (!request.has_param(name)) return std::optional<std::uint64_t>{};
+  if (request.get_param_value_count(name) > 1) {
+    return error_reply(400, std::string(name) + ": give it once");
+  }
+  const std::string text = request.get_param_value(name);
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return error_reply(400, std::string(name) + ": must be a non-negative integer below 2^64 (got " +
+                                events::quote(text) + ")");
+  }
+  return std::optional<std::uint64_t>{value};
+}
+
 // ?revision=R: absent (nullopt), a revision, or a 400.
 std::variant<std::optional<Revision>, Reply> parse_revision(const httplib::Request& request) {
-  if (!request.has_param("revision")) return std::optional<Revision>{};
-  if (request.get_param_value_count("revision") > 1) {
-    return error_reply(400, "revision: give it once");
+  return parse_number(request, "revision");
+}
+
+// ?name=true|false: absent or "false" (false), "true", or a 400.
+std::variant<bool, Reply> parse_flag(const httplib::Request& request, const char* name) {
+  const std::string text = request.get_param_value(name);
+  if (!text.empty() && text != "true" && text != "false") {
+    return error_reply(400, std::string(name) + ": must be true or false (got " + events::quote(text) + ")");
   }
-  const std::string text = request.get_param_value("revision");
-  Revision revision = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), revision);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
-    return error_reply(400, "revision: must be a non-negative integer below 2^64 (got " + events::quote(text) + ")");
-  }
-  return std::optional<Revision>{revision};
+  return text == "true";
 }
 
 // A journal error as an answer: 410 below the compacted revision, 400 above the current
@@ -323,12 +338,10 @@ Reply AdminServer::Impl::compact(const std::string& text, const httplib::Request
   if (auto* reply = std::get_if<Reply>(&revision_param)) return *reply;
   const std::optional<Revision> revision = std::get<std::optional<Revision>>(revision_param);
   if (!revision) return error_reply(400, "revision: required (compact below which revision?)");
-  const std::string force_text = request.get_param_value("force");
-  if (!force_text.empty() && force_text != "true" && force_text != "false") {
-    return error_reply(400, "force: must be true or false (got " + events::quote(force_text) + ")");
-  }
+  auto force = parse_flag(request, "force");
+  if (auto* reply = std::get_if<Reply>(&force)) return *reply;
   storage::Journal& journal = runtime_.journal();
-  const runtime::CompactOutcome outcome = runtime::compact_shard(journal, shard, *revision, force_text == "true");
+  const runtime::CompactOutcome outcome = runtime::compact_shard(journal, shard, *revision, std::get<bool>(force));
   if (!outcome.status.is_ok()) {
     if (outcome.status.code() == StatusCode::kInvalidArgument && outcome.blocked_by) {
       json extra = json::object();
@@ -378,19 +391,6 @@ std::string watch_line(ShardId shard, const storage::LogRecord& record, const st
   return dump(line);
 }
 
-// ?name=N: absent (fallback), a non-negative integer, or a 400.
-std::variant<std::uint64_t, Reply> parse_count(const httplib::Request& request, const char* name,
-                                               std::uint64_t fallback) {
-  if (!request.has_param(name)) return fallback;
-  const std::string text = request.get_param_value(name);
-  std::uint64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
-    return error_reply(400, std::string(name) + ": must be a non-negative integer (got " + events::quote(text) + ")");
-  }
-  return value;
-}
-
 }  // namespace
 
 // GET /v1/watch?prefix=P&fromRevision=R[&shard=S][&follow=true][&limit=N]: the events under
@@ -407,15 +407,14 @@ void AdminServer::Impl::watch(const httplib::Request& request, httplib::Response
     send(response, error_reply(400, "fromRevision: required (the first revision to stream)"));
     return;
   }
-  auto from_param = parse_count(request, "fromRevision", 0);
+  auto from_param = parse_number(request, "fromRevision");
   if (auto* reply = std::get_if<Reply>(&from_param)) return send(response, *reply);
-  auto limit_param = parse_count(request, "limit", 0);
+  auto limit_param = parse_number(request, "limit");
   if (auto* reply = std::get_if<Reply>(&limit_param)) return send(response, *reply);
-  const std::string follow_text = request.get_param_value("follow");
-  if (!follow_text.empty() && follow_text != "true" && follow_text != "false") {
-    return send(response, error_reply(400, "follow: must be true or false (got " + events::quote(follow_text) + ")"));
-  }
-  const bool follow = follow_text == "true";
+  auto follow_param = parse_flag(request, "follow");
+  if (auto* reply = std::get_if<Reply>(&follow_param)) return send(response, *reply);
+  const bool follow = std::get<bool>(follow_param);
+  const std::uint64_t limit = std::get<std::optional<std::uint64_t>>(limit_param).value_or(0);
 
   ShardId shard{0};
   if (request.has_param("shard")) {
@@ -434,7 +433,7 @@ void AdminServer::Impl::watch(const httplib::Request& request, httplib::Response
   }
 
   const storage::Journal& journal = runtime_.journal();
-  const Revision from = std::max<Revision>(std::get<std::uint64_t>(from_param), 1);
+  const Revision from = std::max<Revision>(*std::get<std::optional<std::uint64_t>>(from_param), 1);
   auto cursor = journal.watch(shard, prefix, from);
   if (!cursor.is_ok()) return send(response, storage_error(cursor.status(), journal, shard));
 
@@ -450,7 +449,7 @@ void AdminServer::Impl::watch(const httplib::Request& request, httplib::Response
     std::uint64_t remaining;  // 0: no limit
     bool follow;
   };
-  auto stream = std::make_shared<Stream>(Stream{std::move(*cursor), std::get<std::uint64_t>(limit_param), follow});
+  auto stream = std::make_shared<Stream>(Stream{std::move(*cursor), limit, follow});
   response.status = 200;
   response.set_chunked_content_provider(
       std::string(kNdjson),
