@@ -129,6 +129,18 @@ Entry* undo_target(Ledger& ledger, std::string_view do_command_id, std::string_v
 
 Life life_of(const Entry* entry) { return entry ? entry->life : Life::kNone; }
 
+// A request of no kind this participant knows: FAILED, answered but not remembered.
+template <class Reply, class Request>
+Reply unknown_request(const Request& request, Stats& stats) {
+  Reply reply;
+  reply.set_command_id(request.command_id());
+  reply.set_order_id(request.order_id());
+  reply.set_status(Reply::FAILED);
+  reply.set_reason(reason::kUnknownRequest);
+  ++stats.answers[Reply::FAILED];
+  return reply;
+}
+
 }  // namespace
 
 // --- payments -------------------------------------------------------------------------------
@@ -204,13 +216,7 @@ std::optional<v1::PaymentReply> answer_payment(const v1::PaymentRequest& request
     case v1::PaymentRequest::REQUEST_NOT_SET: break;
   }
   // Not reached from the runner (decode_payment_request validates); answered, not remembered.
-  Reply reply;
-  reply.set_command_id(request.command_id());
-  reply.set_order_id(request.order_id());
-  reply.set_status(Reply::FAILED);
-  reply.set_reason(reason::kUnknownRequest);
-  ++stats.answers[Reply::FAILED];
-  return reply;
+  return unknown_request<Reply>(request, stats);
 }
 
 // --- shipments ------------------------------------------------------------------------------
@@ -270,13 +276,7 @@ std::optional<v1::ShipmentReply> answer_shipment(const v1::ShipmentRequest& requ
 
     case v1::ShipmentRequest::REQUEST_NOT_SET: break;
   }
-  Reply reply;
-  reply.set_command_id(request.command_id());
-  reply.set_order_id(request.order_id());
-  reply.set_status(Reply::FAILED);
-  reply.set_reason(reason::kUnknownRequest);
-  ++stats.answers[Reply::FAILED];
-  return reply;
+  return unknown_request<Reply>(request, stats);
 }
 
 }  // namespace ffe::participants

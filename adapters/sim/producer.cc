@@ -12,6 +12,7 @@
 
 #include "adapters/sim/json_writer.h"
 #include "adapters/sim/kafka_support.h"
+#include "adapters/sim/rng.h"
 #include "events/codec.h"
 #include "events/validate.h"
 
@@ -24,23 +25,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
-
-// splitmix64: deterministic on every platform (std distributions are not).
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  std::uint64_t below(std::uint64_t n) { return n == 0 ? 0 : next() % n; }  // [0, n)
-  double percent() { return static_cast<double>(next() >> 11) * 0x1.0p-53 * 100.0; }  // [0, 100)
-
- private:
-  std::uint64_t state_;
-};
 
 // Allows `rate` takes per second on average, in bursts of at most max(1, rate/100).
 class TokenBucket {

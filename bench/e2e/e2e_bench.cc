@@ -60,6 +60,7 @@
 #include "adapters/kafka/topics.h"
 #include "adapters/serve/serve.h"
 #include "adapters/sim/json_writer.h"
+#include "adapters/sim/rng.h"
 #include "adapters/sim/sim_runner.h"
 #include "events/codec.h"
 #include "ffe/v1/outcomes.pb.h"
@@ -107,21 +108,7 @@ std::string base36_now() {
   return text;
 }
 
-// splitmix64 (as `ffe produce`): the same orders every run.
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  std::uint64_t below(std::uint64_t n) { return n == 0 ? 0 : next() % n; }
-
- private:
-  std::uint64_t state_;
-};
+using participants::Rng;  // the same orders every run, as `ffe produce`
 
 // ---- CPU per thread -----------------------------------------------------------------------------
 
