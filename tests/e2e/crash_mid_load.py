@@ -205,19 +205,8 @@ def body(h):
     order_ids = [o[0] for o in orders] + ["o-warmup"]
     received["sku-warmup"] = 1
     outcomes = e2e.Outcomes(B)
-    missing = outcomes.wait_for(order_ids, 75, on_idle=lambda: h.check_alive(serve, pay, ship, broker))
-    if missing:
-        sample = sorted(missing)[:10]
-        raise TestFailed("%d orders without an outcome after 75 s, e.g. %s; HTTP: %s" %
-                         (len(missing), sample, {o: http.order(o) for o in sample[:3]}))
-    log("every order has an outcome")
-
-    def quiet_snapshot():
-        before = http.json("/v1/shards")[1]
-        time.sleep(1.0)
-        after = http.json("/v1/shards")[1]
-        return after if before == after else None
-    e2e.wait_until(quiet_snapshot, 40, "the engine to go quiet", interval=0)
+    e2e.wait_for_outcomes(outcomes, http, order_ids, 75, lambda: h.check_alive(serve, pay, ship, broker))
+    e2e.wait_quiet(http, 40)
     outcomes.settle(1.0)
 
     final, repeats = e2e.check_outcomes_agree(h, outcomes, order_ids, allow_repeats=True)

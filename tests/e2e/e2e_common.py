@@ -310,6 +310,29 @@ def wait_until(predicate, timeout, what, interval=0.1):
         time.sleep(interval)
 
 
+def wait_for_outcomes(outcomes, http, order_ids, timeout, alive, after=""):
+    """Waits until every order has an outcome (calling alive() while idle), or fails naming
+    the missing ones and what HTTP says of a few."""
+    missing = outcomes.wait_for(order_ids, timeout, on_idle=alive)
+    if missing:
+        sample = sorted(missing)[:10]
+        raise TestFailed("%d orders without an outcome %s%d s, e.g. %s; HTTP: %s" %
+                         (len(missing), after + " " if after else "after ", timeout, sample,
+                          {o: http.order(o) for o in sample[:3]}))
+    log("every order has an outcome")
+
+
+def wait_quiet(http, timeout, still=1.0):
+    """Waits until the engine stops moving (retries, relays, late replies): /v1/shards reads
+    the same twice, `still` seconds apart. Returns that reading."""
+    def quiet_snapshot():
+        before = http.json("/v1/shards")[1]
+        time.sleep(still)
+        after = http.json("/v1/shards")[1]
+        return after if before == after else None
+    return wait_until(quiet_snapshot, timeout, "the engine to go quiet", interval=0)
+
+
 # ---- HTTP -----------------------------------------------------------------------------------
 
 class Http:

@@ -17,7 +17,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import e2e_common as e2e  # noqa: E402
-from e2e_common import log, place_order, cancel_order, receive_stock, TestFailed
+from e2e_common import log, place_order, cancel_order, receive_stock
 
 STOCK = {"sku-a": 20, "sku-b": 10, "sku-c": 3}   # JSON receipts
 PB_SKU, PB_QTY = "sku-p", 7                      # a binary Protobuf receipt
@@ -132,20 +132,10 @@ def body(h):
     send("ff.orders.commands", "o-cancel-wait", cancel_order("o-cancel-wait", "changed my mind"))
 
     # ---- every outcome ----------------------------------------------------------------------
-    missing = outcomes.wait_for(expect, 60, on_idle=lambda: h.check_alive(serve, pay, ship, broker))
-    if missing:
-        raise TestFailed("no outcome within 60 s for %s; HTTP says %s" %
-                         (sorted(missing), {o: http.order(o) for o in sorted(missing)}))
-    log("every order has an outcome")
-
-    # Quiet: wait until the engine stops moving (retries, relays, late replies), then take
-    # the shards' revisions and digests.
-    def quiet_snapshot():
-        before = http.json("/v1/shards")[1]
-        time.sleep(1.5)
-        after = http.json("/v1/shards")[1]
-        return after if before == after else None
-    shards_before = e2e.wait_until(quiet_snapshot, 30, "the engine to go quiet", interval=0)
+    e2e.wait_for_outcomes(outcomes, http, expect, 60, lambda: h.check_alive(serve, pay, ship, broker),
+                          after="within")
+    # Quiet, then take the shards' revisions and digests.
+    shards_before = e2e.wait_quiet(http, 30, still=1.5)
     outcomes.poll(0.5)
     n_outcome_records = sum(len(v) for v in outcomes.by_order.values())
     m0 = http.metrics()

@@ -108,16 +108,9 @@ def body(h):
                 "order %s placed before the stop reads differently after the restart:\n  before %s\n  after  %s %s" %
                 (oid, before[oid], st, o))
     order_ids = first + stream + ["o-warmup"]
-    missing = outcomes.wait_for(order_ids, 60, on_idle=lambda: h.check_alive(serve, pay, ship, broker))
-    if missing:
-        raise TestFailed("%d orders without an outcome after the restart, e.g. %s; HTTP %s" %
-                         (len(missing), sorted(missing)[:10], {o: http.order(o) for o in sorted(missing)[:3]}))
-
-    def quiet_snapshot():
-        a = http.json("/v1/shards")[1]
-        time.sleep(1.0)
-        return a if a == http.json("/v1/shards")[1] else None
-    e2e.wait_until(quiet_snapshot, 30, "the engine to go quiet", interval=0)
+    e2e.wait_for_outcomes(outcomes, http, order_ids, 60, lambda: h.check_alive(serve, pay, ship, broker),
+                          after="after the restart, within")
+    e2e.wait_quiet(http, 30)
     outcomes.settle(1.0)
     final, repeats = e2e.check_outcomes_agree(h, outcomes, order_ids, allow_repeats=False)
     e2e.check_orders_over_http(h, http, final, spot_check=set(first[:20] + stream[:20]))
