@@ -36,6 +36,14 @@ struct CdcPipeline::ShardState {
   bool envelopes_published = false;
   std::chrono::steady_clock::time_point retry_at{};
   std::chrono::milliseconds backoff{0};
+  // Entity states as of `cache_revision` (the end of the last batch built), kept up to date
+  // from the events the watch delivers, so building a batch folds each changed entity's new
+  // events onto its cached state instead of reading it back from the journal (a Journal::get
+  // reads the entity's latest snapshot and every log record after it). Two generations, each
+  // at most kCachedEntities: an approximate LRU. Cleared whenever the batch about to be built
+  // does not start at cache_revision (a re-read after an error, a new checkpoint).
+  Revision cache_revision = 0;
+  std::unordered_map<std::string, storage::EntityState> cache, cache_old;
   // Published.
   bool confirmed = false;  // checkpoint read from the sink and any backfill done
   std::int64_t oldest_unapplied_ms = 0;  // 0: none known
@@ -70,7 +78,35 @@ Result<std::optional<storage::EntityState>> state_before(const storage::Journal&
   return entity;
 }
 
+// The revision of the last record in `records` with an event of `key`.
+Revision last_revision_of(const std::vector<storage::LogRecord>& records, std::string_view key) {
+  for (auto record = records.rbegin(); record != records.rend(); ++record) {
+    for (const storage::Event& event : record->events) {
+      if (event.entity_key == key) return record->revision;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
+
+std::optional<storage::EntityState> CdcPipeline::cache_take(ShardState& state, const std::string& key) {
+  auto found = state.cache.find(key);
+  if (found != state.cache.end()) return std::move(found->second);
+  found = state.cache_old.find(key);
+  if (found == state.cache_old.end()) return std::nullopt;
+  std::optional<storage::EntityState> entity = std::move(found->second);
+  state.cache_old.erase(found);
+  return entity;
+}
+
+void CdcPipeline::cache_put(ShardState& state, const std::string& key, const storage::EntityState& entity) {
+  if (state.cache.size() >= kCachedEntities && !state.cache.contains(key)) {
+    state.cache_old = std::move(state.cache);
+    state.cache.clear();
+  }
+  state.cache[key] = entity;
+}
 
 std::string default_analytics_url(const std::string& data_dir) {
   std::string dir = data_dir;
@@ -477,14 +513,33 @@ bool CdcPipeline::serve_shard(ShardState& state) {
     // Entity key -> commit time of its last change in the batch (its mod_revision at `to`).
     std::map<std::string, std::int64_t> changed;
     std::vector<ChangeEnvelope> envelopes;
+    // Each changed entity's events in the batch, in revision order (views into `records`).
+    std::map<std::string_view, std::vector<std::string_view>> events_of;
     for (const storage::LogRecord& record : *records) {
       committed_ms.push_back(record.committed_at_ms);
-      for (const storage::Event& event : record.events) changed[event.entity_key] = record.committed_at_ms;
+      for (const storage::Event& event : record.events) {
+        changed[event.entity_key] = record.committed_at_ms;
+        events_of[event.entity_key].push_back(event.payload);
+      }
     }
+    if (state.cache_revision != batch.after_revision) {
+      state.cache.clear();
+      state.cache_old.clear();
+    }
+    state.cache_revision = batch.to_revision;
     for (const auto& [key, time] : changed) {
       const EntityKind kind = kind_of(key);
       if (kind == EntityKind::kOther) continue;  // no analytics table for it
-      auto entity = journal_.get(state.shard, key, batch.to_revision);
+      // The entity as of the batch's start: cached, or read from the journal below.
+      std::optional<storage::EntityState> cached = cache_take(state, key);
+      Result<std::optional<storage::EntityState>> entity = std::optional<storage::EntityState>();
+      if (cached) {
+        const std::vector<std::string_view>& events = events_of[key];
+        entity = std::optional<storage::EntityState>(storage::EntityState{
+            folder_.fold(key, std::string_view(cached->state), events), last_revision_of(*records, key)});
+      } else {
+        entity = journal_.get(state.shard, key, batch.to_revision);
+      }
       Status failure = entity ? Status::ok() : entity.status();
       if (entity && !entity->has_value()) {
         failure = Status(StatusCode::kCorruption, key + " has events but no state at revision " +
@@ -492,10 +547,15 @@ bool CdcPipeline::serve_shard(ShardState& state) {
       }
       std::optional<storage::EntityState> before;
       if (failure.is_ok() && options_.publish) {
-        auto read = state_before(journal_, state.shard, key, batch.after_revision);
-        if (read) before = std::move(*read);
-        else failure = read.status();
+        if (cached) {
+          before = std::move(cached);
+        } else {
+          auto read = state_before(journal_, state.shard, key, batch.after_revision);
+          if (read) before = std::move(*read);
+          else failure = read.status();
+        }
       }
+      if (failure.is_ok()) cache_put(state, key, **entity);
       if (failure.is_ok()) {
         const char op = before ? 'u' : 'c';
         if (kind == EntityKind::kOrder) {
@@ -531,6 +591,9 @@ bool CdcPipeline::serve_shard(ShardState& state) {
         }
       }
       if (!failure.is_ok()) {
+        state.cache_revision = 0;  // part of this batch is cached: forget it all
+        state.cache.clear();
+        state.cache_old.clear();
         record_error(&state, "shard " + std::to_string(shard) + ": reading " + key + ": " + failure.to_string());
         // Read the same revisions again next round.
         auto watch = journal_.watch(state.shard, "", state.checkpoint + 1);

@@ -4,7 +4,8 @@
 //
 // Per shard: read the sink's checkpoint C; follow the journal from C+1 with
 // Journal::watch; take up to batch_revisions_max revisions (C, T]; collect the entities
-// they changed; read each at T (Journal::get); turn the states into rows (rows.h); hand
+// they changed; fold each one's new events onto its state as of C (kept from earlier batches;
+// read with Journal::get when not cached) to get its state at T; turn the states into rows (rows.h); hand
 // the sink Batch{shard, after=C, to=T, rows}. The sink writes the rows and the checkpoint T
 // in one transaction, and only if its checkpoint is still C. So a batch is applied once
 // whatever crashes around it: a crash before the commit leaves C (the batch is read again),
@@ -44,6 +45,7 @@
 #include "adapters/cdc/envelope.h"
 #include "adapters/cdc/sink.h"
 #include "adapters/metrics/metrics.h"  // standard library only
+#include "actors/runtime/folder.h"
 #include "storage/journal.h"
 
 namespace ffe::cdc {
@@ -153,11 +155,17 @@ class CdcPipeline {
   bool ensure_checkpoints();
   bool backfill_shard(ShardState& state);
   bool serve_shard(ShardState& state);
+  // The entity-state cache of a shard (ShardState::cache): take a state out (nullopt: not
+  // cached), put the state as of the batch being built back.
+  static constexpr std::size_t kCachedEntities = 32'768;
+  std::optional<storage::EntityState> cache_take(ShardState& state, const std::string& key);
+  void cache_put(ShardState& state, const std::string& key, const storage::EntityState& entity);
   void store_cursors(bool wait);
   void record_error(ShardState* state, const std::string& message);
   std::int64_t now_ms() const;
 
   storage::Journal& journal_;
+  runtime::DomainFolder folder_;  // folds cached states forward (stateless)
   std::unique_ptr<Sink> sink_;  // null until a lazy open succeeded
   std::string url_;             // for the lazy open
   Migration migration_;
