@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <deque>
 #include <condition_variable>
 #include <filesystem>
 #include <list>
@@ -200,6 +201,16 @@ class Runtime::Impl {
   std::size_t credit_waiters_ = 0;
   bool closing_ = false;
   std::size_t credit_low_water() const { return options_.max_in_flight - (options_.max_in_flight + 7) / 8; }
+
+  // Open orders: the number of "open/<id>" index entries as the actors decided them (plus
+  // the ones found at open()), and PlaceOrders submitted but not yet answered.
+  std::atomic<std::int64_t> open_orders_{0}, placing_{0};
+  std::atomic<std::uint64_t> placements_refused_{0};
+  bool placement_room(std::size_t n) const {
+    if (options_.max_open_orders == 0) return true;
+    const std::int64_t used = open_orders_.load(std::memory_order_relaxed) + placing_.load(std::memory_order_relaxed);
+    return used + static_cast<std::int64_t>(n) <= static_cast<std::int64_t>(options_.max_open_orders);
+  }
 
   // quiet
   std::atomic<std::int64_t> busy_{0};
@@ -626,8 +637,10 @@ void order_apply(OrderActor* self, order::Command command, AckFn done, std::opti
   if (open && !s.open_indexed) {
     request.index_put.push_back({std::string(kOpenPrefix) + s.id, std::to_string(s.state.deadline_at_ms)});
     s.open_indexed = true;
+    rt->open_orders_.fetch_add(1, std::memory_order_relaxed);
   } else if (!open && (s.open_indexed || was_open)) {
     request.index_delete.push_back(std::string(kOpenPrefix) + s.id);
+    if (s.open_indexed) rt->open_orders_.fetch_sub(1, std::memory_order_relaxed);
     s.open_indexed = false;
   }
   Ack ack;
@@ -696,12 +709,17 @@ void order_handle(OrderActor* self, Item& item) {
             arm_timers(self, 1);
             // An overdue deadline fires now (decide() compares it with the clock).
             order_apply(self, order::Expire{}, nullptr, std::nullopt, false);
-          } else if (s.open_indexed || s.state.terminal()) {
-            // A stale index entry (terminal order): remove it.
-            CommitRequest request;
-            request.shard = s.shard;
-            request.index_delete.push_back(std::string(kOpenPrefix) + s.id);
-            s.commit(std::move(request), [](const CommitResult&) {});
+          } else {
+            if (s.open_indexed || s.state.terminal()) {
+              // A stale index entry (terminal order): remove it.
+              CommitRequest request;
+              request.shard = s.shard;
+              request.index_delete.push_back(std::string(kOpenPrefix) + s.id);
+              s.commit(std::move(request), [](const CommitResult&) {});
+            }
+            // open() counted its entry; the order is not open.
+            s.rt->open_orders_.fetch_sub(1, std::memory_order_relaxed);
+            s.open_indexed = false;
           }
           if (item.counted) s.rt->work_done();
         } else if constexpr (std::is_same_v<T, TimerWork>) {
@@ -1018,6 +1036,26 @@ AckFn Runtime::Impl::with_credit(AckFn done) {
   };
 }
 
+namespace {
+
+// One hand-off of a relay that is not confirmed yet. `state` is shared with the egress's
+// callback, which may run after the relay (and the runtime) are gone.
+struct RelayHandoff {
+  storage::OutboxPosition first, last;
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    int outcome = 0;  // 0: pending, 1: handed off, 2: failed
+  };
+  std::shared_ptr<State> state;
+  int outcome() const {
+    std::lock_guard lock(state->mu);
+    return state->outcome;
+  }
+};
+
+}  // namespace
+
 void Runtime::Impl::relay(ShardId shard) {
   auto cursor = journal_->outbox_cursor(shard);
   if (!cursor) {
@@ -1025,7 +1063,46 @@ void Runtime::Impl::relay(ShardId shard) {
     return;
   }
   storage::OutboxPosition from = *cursor;
+  const std::size_t window_max = std::max<std::size_t>(1, options_.relay_window);
+  std::deque<RelayHandoff> window;  // hand-offs not yet confirmed, oldest first
+  // Marks the confirmed hand-offs at the front of the window sent. Returns false when the
+  // oldest unconfirmed one failed.
+  auto retire = [&]() {
+    while (!window.empty()) {
+      const int outcome = window.front().outcome();
+      if (outcome == 0) return true;
+      if (outcome == 2) return false;
+      if (Status status = journal_->mark_sent(shard, window.front().last); !status) {
+        spdlog::warn("shard {}: marking the outbox sent failed (it will be sent again): {}", shard.value,
+                     status.to_string());
+      }
+      window.pop_front();
+    }
+    return true;
+  };
   while (!relays_stop_.load()) {
+    if (!retire()) {
+      // Offer the failed hand-off again, and everything after it (at-least-once): first let
+      // the later ones finish, so nothing of this relay is in flight twice at once.
+      for (RelayHandoff& handoff : window) {
+        std::unique_lock lock(handoff.state->mu);
+        while (handoff.state->outcome == 0 && !relays_stop_.load()) {
+          handoff.state->cv.wait_for(lock, std::chrono::milliseconds(50));
+        }
+      }
+      if (relays_stop_.load()) break;
+      from = window.front().first;
+      window.clear();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    if (window.size() >= window_max) {
+      // Full: wait for the oldest confirmation (bounded, so a stop is seen).
+      std::unique_lock lock(window.front().state->mu);
+      window.front().state->cv.wait_for(lock, std::chrono::milliseconds(50),
+                                        [&] { return window.front().state->outcome != 0; });
+      continue;
+    }
     if (!journal_->wait_for_outbox(shard, from, std::chrono::milliseconds(50))) continue;
     auto entries = journal_->outbox_read(shard, from, 1024);
     if (!entries) {
@@ -1041,17 +1118,21 @@ void Runtime::Impl::relay(ShardId shard) {
       outcome.set_revision(static_cast<std::int64_t>(entry.position.revision));
       entry.message.payload = serialize(outcome);
     }
-    while (!relays_stop_.load() && !options_.egress->publish(shard, *entries)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (relays_stop_.load()) break;
-    const storage::OutboxPosition last = entries->back().position;
-    if (Status status = journal_->mark_sent(shard, last); !status) {
-      spdlog::warn("shard {}: marking the outbox sent failed (it will be sent again): {}", shard.value,
-                   status.to_string());
-    }
-    from = last.next();
+    RelayHandoff handoff{entries->front().position, entries->back().position,
+                         std::make_shared<RelayHandoff::State>()};
+    from = handoff.last.next();
+    window.push_back(handoff);
+    options_.egress->publish_async(shard, *entries, [state = handoff.state](bool handed_off) {
+      {
+        std::lock_guard lock(state->mu);
+        state->outcome = handed_off ? 1 : 2;
+      }
+      state->cv.notify_all();
+    });
   }
+  // Stopping: what is confirmed is marked; the rest stays unsent and goes out after the
+  // next start.
+  retire();
 }
 
 Status Runtime::Impl::start() {
@@ -1126,6 +1207,7 @@ Status Runtime::Impl::start() {
         item->counted = true;
         item->work = RecoverWork{};
         recovered_.fetch_add(1, std::memory_order_relaxed);
+        open_orders_.fetch_add(1, std::memory_order_relaxed);
         work_started();
         route(std::move(item));
       }
@@ -1225,7 +1307,22 @@ Status Runtime::submit(OrderCommand command, AckFn done, Admission admission,
     if (done) done(ack);
     return Status::ok();
   }
+  const bool placement = std::holds_alternative<v1::PlaceOrder>(command);
+  if (placement && admission == Admission::kTry && !impl_->placement_room(1)) {
+    impl_->placements_refused_.fetch_add(1, std::memory_order_relaxed);
+    return Status(storage::StatusCode::kBusy, "max_open_orders (" + std::to_string(impl_->options_.max_open_orders) +
+                                                  ") orders are open; retry later");
+  }
   if (Status status = impl_->acquire_credit(admission); !status) return status;
+  if (placement) {
+    // Counted until its answer: by then the order's actor has counted it as open (or not:
+    // a duplicate, a rejection).
+    impl_->placing_.fetch_add(1, std::memory_order_relaxed);
+    done = [impl = impl_.get(), done = std::move(done)](const Ack& ack) {
+      impl->placing_.fetch_sub(1, std::memory_order_relaxed);
+      if (done) done(ack);
+    };
+  }
   auto item = std::make_shared<Item>();
   item->entity_id = std::string(id);
   item->is_sku = false;
@@ -1264,6 +1361,8 @@ Result<std::optional<order::State>> Runtime::order(std::string_view order_id) co
   return std::optional<order::State>(order::from_snapshot(snapshot));
 }
 
+bool Runtime::placements_admissible(std::size_t n) const { return impl_->placement_room(n); }
+
 bool Runtime::wait_quiet(std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->quiet_mu_);
   return impl_->quiet_cv_.wait_for(lock, timeout, [this] { return impl_->busy_.load() <= 0; });
@@ -1293,6 +1392,8 @@ Stats Runtime::stats() const {
     stats.in_flight = i.in_flight_;
   }
   stats.submit_waits = i.submit_waits_.load();
+  stats.open_orders = static_cast<std::uint64_t>(std::max<std::int64_t>(0, i.open_orders_.load()));
+  stats.placements_refused = i.placements_refused_.load();
   return stats;
 }
 

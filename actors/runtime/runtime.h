@@ -92,7 +92,7 @@ using OrderCommand = std::variant<v1::PlaceOrder, v1::CancelOrder, v1::PaymentRe
 
 enum class Admission {
   kWait,  // block while max_in_flight commands are unacknowledged
-  kTry,   // return kBusy at once instead
+  kTry,   // return kBusy at once instead; a PlaceOrder also while max_open_orders are open
 };
 
 // Where messages for the outside world go (payment and shipment requests, outcomes): the
@@ -103,10 +103,23 @@ enum class Admission {
 // and terminal revision. Return true once the entries are handed off (they are then marked
 // sent and never offered again unless a crash forgets the mark: at-least-once); false to
 // have them offered again later. Called from the relay's own thread, one shard at a time.
+//
+// Pipelined: the relay hands a shard's entries over with publish_async() as soon as they are
+// durable, without waiting for the previous hand-off's confirmation (at most
+// Options::relay_window hand-offs per shard unconfirmed), and marks them sent as the
+// confirmations arrive, in order. A failed hand-off makes the relay offer it again, with
+// everything after it (at-least-once).
 class Egress {
  public:
   virtual ~Egress() = default;
   virtual bool publish(ShardId shard, const std::vector<storage::OutboxEntry>& entries) = 0;
+  // Starts handing the entries off and returns at once; `done(true)` once all of them are
+  // handed off, `done(false)` otherwise. `done` runs exactly once, on any thread (possibly
+  // inside this call); it must not block. The default calls publish() and then `done`.
+  virtual void publish_async(ShardId shard, const std::vector<storage::OutboxEntry>& entries,
+                             std::function<void(bool handed_off)> done) {
+    done(publish(shard, entries));
+  }
 };
 
 // What the runtime reports as it goes, for metrics (adapters/metrics turns these into
@@ -143,6 +156,16 @@ struct Options {
   // bounds 8 shards to about 400 MB of actors whatever the number of entities.
   std::size_t max_live_entities = 10'000;
   std::size_t max_in_flight = 16'384;       // unacknowledged submitted commands
+  // Outbox hand-offs (Egress::publish_async calls) a shard's relay keeps unconfirmed; 1
+  // waits for each confirmation before the next hand-off.
+  std::size_t relay_window = 4;
+  // Open (placed, not yet terminal) orders plus PlaceOrders submitted and not yet decided,
+  // all shards together. At the bound a PlaceOrder submitted with Admission::kTry answers
+  // kBusy, so the backlog above what the engine completes waits upstream (in Kafka), where
+  // no saga clock runs, instead of inside the engine as accepted orders whose resends and
+  // step timeouts fire. Every other command (replies, cancels, stock) is admitted: they are
+  // what closes orders. kWait placements are not bounded by it. 0: unbounded.
+  std::size_t max_open_orders = 0;
   // Journal tuning (storage::JournalOptions has the details).
   std::size_t commit_batch_commands = 4096;
   std::uint32_t snapshot_every_events = 64;
@@ -170,6 +193,9 @@ struct Stats {
   std::uint64_t retries = 0;           // outstanding requests sent again
   std::uint64_t open_orders_recovered = 0;  // open orders found in the index at open()
   std::uint64_t in_flight = 0;         // submitted, not yet acknowledged
+  std::uint64_t open_orders = 0;       // placed and not yet terminal (what max_open_orders bounds,
+                                       // with the placements not yet answered)
+  std::uint64_t placements_refused = 0;  // kTry PlaceOrders answered kBusy for max_open_orders
   std::uint64_t submit_waits = 0;      // submit() calls that waited for credit
 };
 
@@ -200,6 +226,10 @@ class Runtime {
   // commits are empty (a quiet point); false on timeout. Saga steps waiting on a
   // participant are not "work": an order waiting for a payment reply is quiet.
   bool wait_quiet(std::chrono::milliseconds timeout);
+
+  // Room for `n` more kTry placements under Options::max_open_orders (always true when
+  // unbounded): a cheap check, so a caller that was refused can wait without resubmitting.
+  bool placements_admissible(std::size_t n = 1) const;
 
   std::uint32_t shard_count() const;
   ShardId shard_of(std::string_view entity_id) const;

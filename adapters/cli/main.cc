@@ -308,6 +308,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   e2e->add_option("--threads", bench_e2e.scheduler_threads, "CAF scheduler threads of the engine (0: one per core)")
       ->capture_default_str();
+  e2e->add_option("--max-open-orders", bench_e2e.max_open_orders,
+                  "The engine's admission bound on open orders (default: ffe serve's, 2048; 0: unbounded)");
   e2e->add_flag("--thread-cpu", bench_e2e.thread_cpu, "Also print CPU seconds per thread on stderr");
   e2e->add_flag("--no-progress", e2e_no_progress, "No progress line on stderr (only shown on a terminal)");
 
@@ -584,6 +586,11 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--cdc-topic", serve_options.cdc_topic,
                         "Also publish a Debezium-style change envelope {\"op\",\"before\",\"after\",\"source\","
                         "\"ts_ms\"} per changed row on this topic, at least once (default: none)");
+  serve_cmd->add_option("--max-open-orders", serve_options.max_open_orders,
+                        "Admission: at most N orders open (placed, not yet terminal) at once; above it "
+                        "further placements wait in Kafka (their partitions pause) while replies and "
+                        "cancels go on, so an overload never runs into saga deadlines (0: unbounded)")
+      ->capture_default_str();
   serve_cmd->add_option("-X,--kafka", serve_kafka,
                         "A librdkafka property name=value for every Kafka client (repeatable)");
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <future>
 #include <memory>
 
 #include "events/codec.h"
@@ -63,41 +64,55 @@ void KafkaEgress::close() {
 }
 
 bool KafkaEgress::publish(runtime::ShardId shard, const std::vector<storage::OutboxEntry>& entries) {
+  auto handed_off = std::make_shared<std::promise<bool>>();
+  std::future<bool> result = handed_off->get_future();
+  publish_async(shard, entries, [handed_off](bool ok) { handed_off->set_value(ok); });
+  // No deadline of our own: a broker that is away makes librdkafka retry until
+  // message.timeout.ms, then the reports fail. close() makes it give up waiting.
+  while (result.wait_for(std::chrono::seconds(1)) != std::future_status::ready) {
+    if (closing_.load()) {
+      counters_->failed_calls.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  return result.get();
+}
+
+void KafkaEgress::publish_async(runtime::ShardId shard, const std::vector<storage::OutboxEntry>& entries,
+                                std::function<void(bool handed_off)> done) {
   if (!open_.load() || closing_.load()) {
-    refused_closed_.fetch_add(1, std::memory_order_relaxed);
-    return false;
+    counters_->refused_closed.fetch_add(1, std::memory_order_relaxed);
+    done(false);
+    return;
   }
   auto batch = DeliveryBatch::make();
   for (const storage::OutboxEntry& entry : entries) {
-    DeliveryFn done = batch->expect();
-    if (Status status = producer_.produce(to_record(entry.message, topics_, options_.wire), done, &closing_); !status) {
+    DeliveryFn report = batch->expect();
+    if (Status status = producer_.produce(to_record(entry.message, topics_, options_.wire), report, &closing_);
+        !status) {
       batch->refused(status.to_string());
       break;  // the rest of the call is offered again with it
     }
   }
-  // No deadline of our own: a broker that is away makes librdkafka retry until
-  // message.timeout.ms, then the reports fail and the relay offers the entries again.
-  while (!batch->wait(std::chrono::seconds(1), &closing_)) {
-    if (closing_.load()) {
-      failed_calls_.fetch_add(1, std::memory_order_relaxed);
-      return false;
+  batch->on_done([counters = counters_, batch_size = entries.size(), shard, done = std::move(done)](
+                     const DeliveryBatch& delivered) {
+    if (!delivered.all_ok()) {
+      counters->failed_calls.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("egress: shard {}: {} of {} records not delivered ({}); they are offered again", shard.value,
+                   delivered.failed(), batch_size, delivered.first_error());
+      done(false);
+      return;
     }
-  }
-  if (!batch->all_ok()) {
-    failed_calls_.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("egress: shard {}: {} of {} records not delivered ({}); they are offered again", shard.value,
-                 batch->failed(), entries.size(), batch->first_error());
-    return false;
-  }
-  records_.fetch_add(entries.size(), std::memory_order_relaxed);
-  return true;
+    counters->records.fetch_add(batch_size, std::memory_order_relaxed);
+    done(true);
+  });
 }
 
 KafkaEgress::Stats KafkaEgress::stats() const {
   Stats stats;
-  stats.records = records_.load();
-  stats.failed_calls = failed_calls_.load();
-  stats.refused_closed = refused_closed_.load();
+  stats.records = counters_->records.load();
+  stats.failed_calls = counters_->failed_calls.load();
+  stats.refused_closed = counters_->refused_closed.load();
   return stats;
 }
 

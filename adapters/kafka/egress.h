@@ -19,6 +19,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,18 +60,27 @@ class KafkaEgress final : public runtime::Egress {
   void close();
 
   bool publish(runtime::ShardId shard, const std::vector<storage::OutboxEntry>& entries) override;
+  // Produces every entry and returns; `done` runs on the producer's poll thread once every
+  // delivery report is in (true: all acknowledged), or at once when closed or refused.
+  void publish_async(runtime::ShardId shard, const std::vector<storage::OutboxEntry>& entries,
+                     std::function<void(bool handed_off)> done) override;
 
   Stats stats() const;
 
  private:
+  // Shared with delivery callbacks, which may outlive this object.
+  struct Counters {
+    std::atomic<std::uint64_t> records{0};
+    std::atomic<std::uint64_t> failed_calls{0};
+    std::atomic<std::uint64_t> refused_closed{0};
+  };
+
   Producer& producer_;
   const Options options_;
   const Topics topics_;
   std::atomic<bool> open_{false};
   std::atomic<bool> closing_{false};
-  std::atomic<std::uint64_t> records_{0};
-  std::atomic<std::uint64_t> failed_calls_{0};
-  std::atomic<std::uint64_t> refused_closed_{0};
+  std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
 };
 
 }  // namespace ffe::kafka

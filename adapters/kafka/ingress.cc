@@ -54,6 +54,9 @@ struct PartitionState {
   std::int64_t fetched_next = -1;  // offsets below were received; a refetch is skipped
   std::deque<std::unique_ptr<RdKafka::Message>> pending;  // received, waiting for credit
   bool paused = false;
+  // The head of `pending` is a PlaceOrder refused for Options::max_open_orders: retried only
+  // once the runtime has room again (a check, not a decode and a refused submit).
+  bool waiting_for_room = false;
 
   mutable std::mutex mu;
   std::set<std::int64_t> unacked;  // handed over, not yet acknowledged
@@ -255,7 +258,8 @@ class Ingress::Impl {
   std::vector<PartitionLag> lag() const;
 
  private:
-  enum class Handed { kDone, kBusy, kRefused };
+  // kNoRoom: a PlaceOrder refused for max_open_orders (only this partition waits).
+  enum class Handed { kDone, kBusy, kNoRoom, kRefused };
 
   Status describe_partitions(std::string* cluster_id);
   void run();
@@ -456,8 +460,9 @@ void Ingress::Impl::on_message(std::unique_ptr<RdKafka::Message> message) {
     p->pending.push_back(std::move(message));  // behind the ones waiting: keep the order
     return;
   }
-  if (hand(*p, *message) != Handed::kDone) {
+  if (const Handed handed = hand(*p, *message); handed != Handed::kDone) {
     p->pending.push_back(std::move(message));
+    p->waiting_for_room = handed == Handed::kNoRoom;
     set_paused(*p, true);
   }
 }
@@ -508,6 +513,11 @@ Ingress::Impl::Handed Ingress::Impl::hand(PartitionState& p, RdKafka::Message& m
   }
   if (status.code() == StatusCode::kBusy) {
     shared_->busy.fetch_add(1, std::memory_order_relaxed);
+    if (std::holds_alternative<runtime::OrderCommand>(command) &&
+        std::holds_alternative<v1::PlaceOrder>(std::get<runtime::OrderCommand>(command)) &&
+        !runtime_.placements_admissible()) {
+      return Handed::kNoRoom;
+    }
     return Handed::kBusy;
   }
   // Closed or fail-stopped: the message waits (it is not acknowledged, so a restart
@@ -581,14 +591,25 @@ void Ingress::Impl::retry_pending() {
   for (auto& owned : partitions_) {
     PartitionState& p = *owned;
     if (!p.paused) continue;
+    // Open orders at the bound hold back only the partitions whose next message places one;
+    // replies and cancels (what closes orders) go on.
+    if (p.waiting_for_room && !runtime_.placements_admissible()) continue;
+    p.waiting_for_room = false;
+    bool no_room = false;
     while (!p.pending.empty()) {
-      if (hand(p, *p.pending.front()) != Handed::kDone) {
+      const Handed handed = hand(p, *p.pending.front());
+      if (handed == Handed::kNoRoom) {
+        no_room = p.waiting_for_room = true;
+        break;
+      }
+      if (handed != Handed::kDone) {
         refused = true;
         break;
       }
       p.pending.pop_front();
     }
     if (refused) break;  // credit is shared: the others would be refused too
+    if (no_room) continue;
     set_paused(p, false);
   }
   if (refused) std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -186,14 +186,31 @@ void DeliveryBatch::refused(std::string error) {
 }
 
 void DeliveryBatch::report(const Delivery& delivery) {
+  std::function<void(const DeliveryBatch&)> fn;
   {
     std::lock_guard lock(mu_);
     ++reported_;
     if (!delivery.ok) {
       if (failed_++ == 0) first_error_ = delivery.error;
     }
+    if (reported_ == expected_ && on_done_) {
+      fn = std::move(on_done_);
+      on_done_ = nullptr;
+    }
   }
   cv_.notify_all();
+  if (fn) fn(*this);
+}
+
+void DeliveryBatch::on_done(std::function<void(const DeliveryBatch&)> fn) {
+  {
+    std::lock_guard lock(mu_);
+    if (reported_ < expected_) {
+      on_done_ = std::move(fn);
+      return;
+    }
+  }
+  fn(*this);
 }
 
 bool DeliveryBatch::wait(std::chrono::milliseconds timeout, const std::atomic<bool>* abort) {

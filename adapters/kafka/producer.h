@@ -115,10 +115,15 @@ class DeliveryBatch : public std::enable_shared_from_this<DeliveryBatch> {
   bool all_ok() const;
   std::size_t failed() const;
   std::string first_error() const;
+  // Call after the last expect()/refused(): `fn` runs once, when every expected report is
+  // in (at once, on this thread, if they already are; else on the thread of the last
+  // report). Instead of wait(), for a caller that must not block.
+  void on_done(std::function<void(const DeliveryBatch&)> fn);
 
  private:
   DeliveryBatch() = default;
   void report(const Delivery& delivery);
+  std::function<void(const DeliveryBatch&)> on_done_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::size_t expected_ = 0;

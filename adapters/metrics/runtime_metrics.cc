@@ -34,6 +34,11 @@ void collect(const runtime::Runtime& runtime, Scrape& scrape) {
           stats.unexpected_releases);
   counter("ffe_deadlines_expired_total", "Saga step deadlines that fired", stats.expired);
   counter("ffe_saga_retries_total", "Outstanding saga requests sent again", stats.retries);
+  gauge("ffe_open_orders", "Open orders (placed, not yet terminal), all shards",
+        stats.open_orders);
+  counter("ffe_placements_deferred_total",
+          "PlaceOrders the ingress held back because max open orders were open (retried, never dropped)",
+          stats.placements_refused);
   gauge("ffe_open_orders_recovered", "Open orders restored from the journal's index when the runtime opened",
         stats.open_orders_recovered);
 

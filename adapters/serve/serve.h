@@ -52,6 +52,11 @@ struct ServeOptions {
   // Compaction by policy: keep the last N revisions and/or the last T of history per shard
   // (default: keep everything). docs/revisions.md.
   runtime::RetentionPolicy retention;
+  // Admission: at most this many orders open (placed, not yet terminal) at once, all shards
+  // together; above it the ingress leaves further PlaceOrders in Kafka (their partitions
+  // pause) until orders finish, so an overload waits where no saga deadline runs.
+  // Replies and cancels are never held back. 0: unbounded. docs/kafka.md, "Backpressure".
+  std::size_t max_open_orders = 2048;
   // Extra librdkafka properties for every Kafka client (`-X name=value`).
   std::vector<std::pair<std::string, std::string>> kafka_properties;
   // Where the status lines go ("ffe: embedded Kafka broker at ...", "ffe: ready ..."); each

@@ -969,6 +969,7 @@ bool Bench::setup() {
   serve_options.topic_prefix = prefix_;
   serve_options.wire = options_.protobuf ? kafka::Wire::kProtobuf : kafka::Wire::kJson;
   serve_options.out = nullptr;
+  if (options_.max_open_orders) serve_options.max_open_orders = *options_.max_open_orders;
   if (options_.scheduler_threads > 0) {
     serve_options.tune_runtime = [threads = options_.scheduler_threads](runtime::Options& runtime) {
       runtime.scheduler_threads = threads;
@@ -1284,6 +1285,8 @@ int Bench::run() {
   field("saga_retries", u64(runtime_after.retries - runtime_before.retries));
   field("late_replies", u64(runtime_after.late_replies - runtime_before.late_replies));
   field("ingress_busy", u64(ingress.busy));
+  field("max_open_orders", u64(options_.max_open_orders.value_or(serve::ServeOptions{}.max_open_orders)));
+  field("placements_deferred", u64(runtime_after.placements_refused - runtime_before.placements_refused));
   field("cpu_seconds", cpu_json(cpu));
   field("cpu_cores_used", fixed(seconds > 0 ? cpu_total / seconds : 0, 2));
   field("loadavg_start", json_string(load_start));

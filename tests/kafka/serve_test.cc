@@ -472,6 +472,49 @@ TEST_F(ServeTest, BackpressurePausesThePartitionAndLosesOrReordersNothing) {
   EXPECT_GT(stats.busy, 0u) << "the test never hit backpressure";
 }
 
+// An overload of placements waits in Kafka, not inside the engine: with at most 2 open
+// orders, 40 orders placed at once are taken two at a time (their partitions pause) while the
+// payment and shipping replies keep flowing on their own topics; every order ends FULFILLED,
+// once, and no placement is lost or applied twice.
+TEST_F(ServeTest, PlacementsAboveMaxOpenOrdersWaitInKafkaAndAllComplete) {
+  TestParticipants participants(broker_->bootstrap());
+  auto server = start_server([](serve::ServeOptions& options) { options.max_open_orders = 2; });
+  ASSERT_TRUE(server);
+  constexpr int kOrders = 40;
+  send("ff.inventory.commands", "sku-mo", receive_json("sku-mo", kOrders, "r-mo"));
+  for (int i = 0; i < kOrders; ++i) {
+    const std::string id = "mo-" + std::to_string(i);
+    producer_->send("ff.orders.commands", id, place_json(id, "sku-mo", 1));
+  }
+  std::uint64_t open_max = 0;
+  TestReader outcomes(broker_->bootstrap(), "ff.orders.outcomes");
+  std::vector<Message> read;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (read.size() < static_cast<std::size_t>(kOrders) && std::chrono::steady_clock::now() < deadline) {
+    open_max = std::max(open_max, server->runtime().stats().open_orders);
+    read = outcomes.read_until(kOrders, 100ms);  // everything read so far
+  }
+  ASSERT_EQ(read.size(), static_cast<std::size_t>(kOrders));
+  std::map<std::string, int> per_order;
+  for (const Message& m : read) {
+    v1::OrderOutcome outcome;
+    ASSERT_FALSE(events::decode(m.value, m.header("content-type"), outcome)) << m.value;
+    EXPECT_EQ(outcome.state(), v1::FULFILLED) << outcome.order_id();
+    ++per_order[outcome.order_id()];
+  }
+  EXPECT_EQ(per_order.size(), static_cast<std::size_t>(kOrders));
+  for (const auto& [order, count] : per_order) EXPECT_EQ(count, 1) << order;
+  EXPECT_LE(open_max, 2u);
+  EXPECT_GT(server->runtime().stats().placements_refused, 0u) << "40 orders at once never met the bound of 2";
+  EXPECT_EQ(server->ingress().stats().dlq, 0u);
+  ASSERT_TRUE(server->runtime().wait_quiet(10s));
+  auto sku = server->runtime().sku("sku-mo");
+  ASSERT_TRUE(sku && sku->has_value());
+  EXPECT_EQ((*sku)->on_hand, 0);
+  EXPECT_EQ((*sku)->reserved, 0);
+  EXPECT_EQ(server->runtime().stats().open_orders, 0u);
+}
+
 // The broker goes away for a few seconds while an order waits for its payment (its retry
 // timer keeps resending the authorize into the outbox): ffe keeps its state, librdkafka
 // retries, and once the broker is back the reply and a new order go through; nothing is

@@ -9,7 +9,11 @@
 #include <atomic>
 #include <functional>
 #include <chrono>
+#include <future>
 #include <cstdio>
+#include <mutex>
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -498,6 +502,231 @@ TEST_F(RuntimeBackpressureTest, TryAnswersBusyWithoutCreditAndNeverAcksWhatItRef
   EXPECT_EQ(wrong, 0u) << "an accepted command not acked once, or a refused one acked";
   EXPECT_TRUE(runtime_->wait_quiet(std::chrono::seconds(10)));
   EXPECT_EQ(sku_state("try-sku").reserved, static_cast<std::int64_t>(accepted_count));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admission by open orders: kTry placements wait while max_open_orders are open; what closes
+// orders (cancels, replies) is never held back.
+
+class RuntimeOpenOrdersTest : public RuntimeTest {
+ protected:
+  static constexpr std::size_t kMax = 3;
+  static void bounded(Options& options) {
+    options.max_open_orders = kMax;
+    // Silent payments must keep their orders open for the whole test, on a loaded machine.
+    options.order_policy.default_deadline_ms = 600'000;
+    options.order_policy.authorize_timeout_ms = 600'000;
+  }
+  void SetUp() override { open(bounded); }
+  // Places with kTry; the status submit() answered (the ack, if any, is awaited).
+  Status try_place(const std::string& order_id, std::string token = "tok_silent") {
+    std::promise<Ack> acked;
+    Status status = runtime_->submit(OrderCommand{testing::place_order(order_id, {{"oo-sku", 1}}, std::move(token))},
+                                     [&](const Ack& ack) { acked.set_value(ack); }, Admission::kTry);
+    if (status) {
+      auto future = acked.get_future();
+      EXPECT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready) << order_id;
+      if (future.valid()) EXPECT_FALSE(future.get().rejection) << order_id;
+    }
+    return status;
+  }
+};
+
+TEST_F(RuntimeOpenOrdersTest, PlacementsWaitAtTheBoundAndResumeWhenAnOrderEnds) {
+  stock("oo-sku", 100);
+  // tok_silent: the payment service never answers, so each order stays open (until its
+  // step deadline, set far beyond this test's length).
+  for (std::size_t i = 0; i < kMax; ++i) {
+    ASSERT_TRUE(try_place("oo-" + std::to_string(i))) << i;
+  }
+  EXPECT_EQ(runtime_->stats().open_orders, kMax);
+  EXPECT_FALSE(runtime_->placements_admissible());
+
+  Status refused = try_place("oo-extra");
+  EXPECT_EQ(refused.code(), storage::StatusCode::kBusy) << refused.to_string();
+  EXPECT_EQ(runtime_->stats().placements_refused, 1u);
+  // A redelivered PlaceOrder of an open order is a placement too: it waits as well.
+  EXPECT_EQ(try_place("oo-0").code(), storage::StatusCode::kBusy);
+  // Inventory and stock still flow.
+  stock("oo-other", 5);
+
+  // A cancel is what frees room, so it is admitted at the bound, and with kTry.
+  std::promise<Ack> cancelled;
+  ASSERT_TRUE(runtime_->submit(OrderCommand{testing::cancel_order("oo-1")},
+                               [&](const Ack& ack) { cancelled.set_value(ack); }, Admission::kTry));
+  auto cancel_ack = cancelled.get_future();
+  ASSERT_EQ(cancel_ack.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_FALSE(cancel_ack.get().rejection);
+  // The order runs its compensations (void the pending authorization, release the stock)
+  // and ends CANCELLED; then it no longer counts.
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!runtime_->placements_admissible() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(runtime_->placements_admissible()) << "open orders " << runtime_->stats().open_orders;
+  EXPECT_EQ(order_state("oo-1").state, v1::CANCELLED);
+  EXPECT_TRUE(try_place("oo-extra")) << "room came back but the placement was refused";
+  EXPECT_EQ(runtime_->stats().open_orders, kMax);
+
+  // kWait placements are not bounded by it (the option bounds what the Kafka ingress takes).
+  Ack waited = ack_of(OrderCommand{testing::place_order("oo-wait", {{"oo-sku", 1}}, "tok_silent")});
+  EXPECT_TRUE(waited.status);
+  EXPECT_EQ(runtime_->stats().open_orders, kMax + 1);
+
+  // An order the saga rejects (not enough stock) is open until its SKU answered, then it
+  // takes no room.
+  Ack rejected = ack_of(OrderCommand{testing::place_order("oo-big", {{"oo-other", 50}})});
+  EXPECT_TRUE(rejected.status);
+  ASSERT_TRUE(participants_.wait_for_outcomes(2, std::chrono::seconds(30)));  // oo-1 and oo-big
+  EXPECT_EQ(order_state("oo-big").state, v1::REJECTED);
+  EXPECT_EQ(runtime_->stats().open_orders, kMax + 1);
+
+  // The count is the journal's open orders: it survives a restart.
+  close();
+  ASSERT_NO_FATAL_FAILURE(open(bounded));
+  EXPECT_EQ(runtime_->stats().open_orders_recovered, kMax + 1);
+  EXPECT_EQ(runtime_->stats().open_orders, kMax + 1);
+  EXPECT_FALSE(runtime_->placements_admissible());
+  for (const char* id : {"oo-0", "oo-2", "oo-extra", "oo-wait"}) {
+    ASSERT_TRUE(ack_of(OrderCommand{testing::cancel_order(id)}).status) << id;
+  }
+  const auto drained = Clock::now() + std::chrono::seconds(30);
+  while (runtime_->stats().open_orders > 0 && Clock::now() < drained) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(runtime_->stats().open_orders, 0u);
+  EXPECT_TRUE(runtime_->placements_admissible(kMax));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipelined relay: hand-offs confirmed later, on another thread, some of them failing.
+
+// Hands entries to the test participants from a thread of its own, after the relay's call
+// returned; every third hand-off fails without delivering anything (a broker that lost it).
+class AsyncFlakyEgress final : public Egress {
+ public:
+  explicit AsyncFlakyEgress(TestParticipants& inner) : inner_(inner), worker_([this] { run(); }) {}
+  ~AsyncFlakyEgress() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+  bool publish(ShardId shard, const std::vector<storage::OutboxEntry>& entries) override {
+    return inner_.publish(shard, entries);
+  }
+  void publish_async(ShardId shard, const std::vector<storage::OutboxEntry>& entries,
+                     std::function<void(bool)> done) override {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(Job{shard, entries, std::move(done), calls_++ % 3 == 1});
+    pending_max_ = std::max(pending_max_, jobs_.size());
+    cv_.notify_all();
+  }
+  std::size_t pending_max() const {
+    std::lock_guard lock(mu_);
+    return pending_max_;
+  }
+  std::uint64_t failed() const { return failed_.load(); }
+
+ private:
+  struct Job {
+    ShardId shard;
+    std::vector<storage::OutboxEntry> entries;
+    std::function<void(bool)> done;
+    bool fail;
+  };
+  void run() {
+    while (true) {
+      Job job;
+      {
+        std::unique_lock lock(mu_);
+        // Let hand-offs pile up a little, so the relay has several unconfirmed.
+        cv_.wait_for(lock, std::chrono::milliseconds(3), [&] { return stop_; });
+        if (jobs_.empty()) {
+          if (stop_) return;
+          continue;
+        }
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      if (job.fail) {
+        failed_.fetch_add(1);
+        job.done(false);
+      } else {
+        job.done(inner_.publish(job.shard, job.entries));
+      }
+    }
+  }
+  TestParticipants& inner_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;
+  std::uint64_t calls_ = 0;
+  std::size_t pending_max_ = 0;
+  bool stop_ = false;
+  std::atomic<std::uint64_t> failed_{0};
+  std::thread worker_;
+};
+
+TEST(RuntimeRelay, FailedHandOffsAreOfferedAgainAndEveryOrderCompletes) {
+  TempDir dir;
+  TestParticipants participants;
+  AsyncFlakyEgress egress(participants);
+  Options options;
+  options.data_dir = dir.sub("data");
+  options.shards = 2;
+  options.egress = &egress;
+  options.relay_window = 4;
+  auto opened = Runtime::open(options);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  std::unique_ptr<Runtime> runtime = std::move(*opened);
+  participants.attach(runtime.get());
+
+  ASSERT_TRUE(testing::submit_and_wait(*runtime, InventoryCommand{testing::receive_stock("rl-sku", 1000, "r-rl")}));
+  constexpr int kOrders = 60;
+  for (int i = 0; i < kOrders; ++i) {
+    const std::string id = "rl-" + std::to_string(i);
+    // Every fourth payment is declined: those orders also send voids and releases.
+    auto ack = testing::submit_and_wait(
+        *runtime, OrderCommand{testing::place_order(id, {{"rl-sku", 1}}, i % 4 == 3 ? "tok_decline" : "tok_visa")});
+    ASSERT_TRUE(ack && ack->status) << id;
+  }
+  ASSERT_TRUE(participants.wait_for_outcomes(kOrders, std::chrono::seconds(60)))
+      << participants.orders_with_outcome() << " of " << kOrders;
+  ASSERT_TRUE(runtime->wait_quiet(std::chrono::seconds(10)));
+
+  const auto outcomes = participants.outcomes();
+  for (int i = 0; i < kOrders; ++i) {
+    const std::string id = "rl-" + std::to_string(i);
+    ASSERT_TRUE(outcomes.contains(id)) << id;
+    EXPECT_EQ(outcomes.at(id).front().state(), i % 4 == 3 ? v1::CANCELLED : v1::FULFILLED) << id;
+  }
+  EXPECT_GT(egress.failed(), 0u) << "no hand-off failed: the test did not exercise the resend";
+  EXPECT_GT(egress.pending_max(), 1u) << "the relay never had two hand-offs unconfirmed";
+  EXPECT_LE(egress.pending_max(), 2u * options.relay_window) << "more unconfirmed than two relays' windows";
+  const auto counts = participants.counts();
+  EXPECT_EQ(counts.undecodable, 0u);
+  // Declined orders' voids and every order's stock: nothing held at the end.
+  const auto sku = runtime->sku("rl-sku");
+  ASSERT_TRUE(sku.is_ok() && sku->has_value());
+  EXPECT_EQ((*sku)->reserved, 0);
+  EXPECT_EQ((*sku)->on_hand, 1000 - 3 * kOrders / 4);
+  // Once everything is confirmed, every shard's outbox is marked sent to its end.
+  const auto all_sent = [&] {
+    for (storage::ShardId shard : runtime->journal().shards()) {
+      auto cursor = runtime->journal().outbox_cursor(shard);
+      auto unsent = runtime->journal().outbox_read(shard, cursor.is_ok() ? *cursor : storage::OutboxPosition{}, 1);
+      if (!cursor.is_ok() || !unsent.is_ok() || !unsent->empty()) return false;
+    }
+    return true;
+  };
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!all_sent() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(all_sent()) << "a confirmed hand-off was not marked sent";
+  participants.detach();
+  runtime.reset();
 }
 
 // ---------------------------------------------------------------------------------------------
