@@ -42,6 +42,8 @@ struct CdcPipeline::ShardState {
   // reads the entity's latest snapshot and every log record after it). Two generations, each
   // at most kCachedEntities: an approximate LRU. Cleared whenever the batch about to be built
   // does not start at cache_revision (a re-read after an error, a new checkpoint).
+  // When the next batch may be read (PipelineOptions::batch_linger after one not full).
+  std::chrono::steady_clock::time_point next_batch_at{};
   Revision cache_revision = 0;
   std::unordered_map<std::string, storage::EntityState> cache, cache_old;
   // Published.
@@ -483,6 +485,7 @@ bool CdcPipeline::serve_shard(ShardState& state) {
   const std::uint32_t shard = state.shard.value;
   if (!state.pending) {
     if (!state.watch) return false;
+    if (std::chrono::steady_clock::now() < state.next_batch_at) return false;
     auto records = state.watch->next(options_.batch_revisions_max);
     if (!records) {
       if (records.status().code() == StatusCode::kCompacted) {
@@ -503,6 +506,9 @@ bool CdcPipeline::serve_shard(ShardState& state) {
       std::lock_guard lock(mutex_);
       state.oldest_unapplied_ms = 0;
       return false;
+    }
+    if (records->size() < options_.batch_revisions_max) {
+      state.next_batch_at = std::chrono::steady_clock::now() + options_.batch_linger;
     }
     Batch batch;
     batch.shard = shard;

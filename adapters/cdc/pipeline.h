@@ -66,6 +66,11 @@ struct PipelineOptions {
   std::size_t batch_revisions_max = 1024;
   // How long the thread sleeps when every shard is caught up (waiting on the journal).
   std::chrono::milliseconds idle_wait{5};
+  // After a batch that was not full, a shard's next batch waits this long, so a trickle of
+  // revisions makes a few larger transactions (each one a synced commit in the sink) instead
+  // of one per revision. A full batch (CDC behind) is followed at once. It adds at most this
+  // much to the lag. 0: no wait.
+  std::chrono::milliseconds batch_linger{20};
   // Retry of a failed apply: backoff_min, doubling, at most backoff_max.
   std::chrono::milliseconds backoff_min{100};
   std::chrono::milliseconds backoff_max{5'000};
