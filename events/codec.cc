@@ -10,7 +10,10 @@
 #include <vector>
 
 #include "events/assert.h"
+#include "events/codec_internal.h"
+#include "events/json_reader.h"
 #include "events/limits.h"
+#include "events/utf8.h"
 #include "events/validate.h"
 
 namespace ffe::events {
@@ -487,40 +490,10 @@ class JsonShapeCheck {
   }
 
   // Reads 4 hex digits into `unit`; false (with no failure recorded) if they are not there.
-  bool hex4(std::uint32_t& unit) {
-    unit = 0;
-    for (int i = 0; i < 4; ++i, ++at_) {
-      const char c = peek();
-      unit <<= 4;
-      if (c >= '0' && c <= '9') {
-        unit |= c - '0';
-      } else if (c >= 'a' && c <= 'f') {
-        unit |= c - 'a' + 10;
-      } else if (c >= 'A' && c <= 'F') {
-        unit |= c - 'A' + 10;
-      } else {
-        return false;
-      }
-    }
+  bool hex4(char32_t& unit) {
+    if (at_ > json_.size() || !utf8::hex4(json_.substr(at_), unit)) return false;
+    at_ += 4;
     return true;
-  }
-
-  static void append_utf8(std::string& out, std::uint32_t code_point) {
-    if (code_point < 0x80) {
-      out += static_cast<char>(code_point);
-    } else if (code_point < 0x800) {
-      out += static_cast<char>(0xc0 | (code_point >> 6));
-      out += static_cast<char>(0x80 | (code_point & 0x3f));
-    } else if (code_point < 0x10000) {
-      out += static_cast<char>(0xe0 | (code_point >> 12));
-      out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (code_point & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | (code_point >> 18));
-      out += static_cast<char>(0x80 | ((code_point >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (code_point & 0x3f));
-    }
   }
 
   // A double-quoted string; its decoded value goes to `out` unless that is null. The input
@@ -572,13 +545,13 @@ class JsonShapeCheck {
           if (out != nullptr) *out += '\t';
           break;
         case 'u': {
-          std::uint32_t unit = 0;
+          char32_t unit = 0;
           if (!hex4(unit)) return fail_at_escape("expected 4 hex digits after \\u");
           if (unit >= 0xdc00 && unit <= 0xdfff) {
             return fail_at_escape("\\u escape of a lone low surrogate");
           }
           if (unit >= 0xd800 && unit <= 0xdbff) {
-            std::uint32_t low = 0;
+            char32_t low = 0;
             if (json_.substr(at_, 2) != "\\u") {
               return fail_at_escape("\\u escape of a lone high surrogate");
             }
@@ -589,7 +562,7 @@ class JsonShapeCheck {
             }
             unit = 0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00);
           }
-          if (out != nullptr) append_utf8(*out, unit);
+          if (out != nullptr) utf8::append(*out, unit);
           break;
         }
         default: return fail_at_escape("invalid escape in a string");
@@ -618,7 +591,17 @@ std::size_t first_invalid_utf8_at(std::string_view text) {
   return at;
 }
 
+// The fast path (json_reader.h), on unless a test turned it off on this thread.
+thread_local bool json_fast_path_enabled = true;
+thread_local std::uint64_t json_fast_path_hits = 0;
+
 std::optional<DecodeError> decode_json(std::string_view bytes, google::protobuf::Message& out) {
+  // The fast path reads only what it knows the checks and the parser below read to the
+  // same message without an error; anything else it leaves to them (with `out` cleared).
+  if (json_fast_path_enabled && json_reader::read(bytes, out)) {
+    ++json_fast_path_hits;
+    return std::nullopt;
+  }
   if (!is_valid_utf8(bytes)) {
     return error("invalid JSON",
                  "not valid UTF-8 (at byte " + std::to_string(first_invalid_utf8_at(bytes)) + ")");
@@ -692,6 +675,10 @@ Decoded<T> decode_and_validate(std::string_view bytes,
 }
 
 }  // namespace
+
+void internal::set_json_fast_path(bool enabled) { json_fast_path_enabled = enabled; }
+
+std::uint64_t internal::json_fast_path_decodes() { return json_fast_path_hits; }
 
 std::variant<ContentType, DecodeError> parse_content_type(std::optional<std::string_view> header) {
   if (!header) return ContentType::kJson;

@@ -6,6 +6,7 @@
 
 #include "events/assert.h"
 #include "events/limits.h"
+#include "events/utf8.h"
 
 namespace ffe::events {
 namespace {
@@ -230,34 +231,11 @@ bool is_valid_external_id(std::string_view id) {
 }
 
 bool is_valid_utf8(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t length = 0;
-    char32_t min = 0;
-    if (lead >= 0xc2 && lead <= 0xdf) {
-      length = 2, min = 0x80;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-      length = 3, min = 0x800;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-      length = 4, min = 0x10000;
-    } else {
-      return false;  // a continuation byte, an overlong lead (c0, c1) or beyond U+10FFFF
-    }
-    if (text.size() - i < length) return false;
-    char32_t code_point = lead & (0x3f >> (length - 1));
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xc0) != 0x80) return false;
-      code_point = (code_point << 6) | (next & 0x3f);
-    }
-    if (code_point < min || code_point > 0x10ffff) return false;
-    if (code_point >= 0xd800 && code_point <= 0xdfff) return false;
-    i += length;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t length = utf8::char_length(text, at);
+    if (length == 0) return false;
+    at += length;
   }
   return true;
 }
