@@ -3,6 +3,7 @@
 #include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <string>
@@ -591,14 +592,14 @@ std::size_t first_invalid_utf8_at(std::string_view text) {
   return at;
 }
 
-// The fast path (json_reader.h), on unless a test turned it off on this thread.
-thread_local bool json_fast_path_enabled = true;
+// The fast path (json_reader.h), on unless a test or a benchmark turned it off.
+std::atomic<bool> json_fast_path_enabled{true};
 thread_local std::uint64_t json_fast_path_hits = 0;
 
 std::optional<DecodeError> decode_json(std::string_view bytes, google::protobuf::Message& out) {
   // The fast path reads only what it knows the checks and the parser below read to the
   // same message without an error; anything else it leaves to them (with `out` cleared).
-  if (json_fast_path_enabled && json_reader::read(bytes, out)) {
+  if (json_fast_path_enabled.load(std::memory_order_relaxed) && json_reader::read(bytes, out)) {
     ++json_fast_path_hits;
     return std::nullopt;
   }
@@ -676,7 +677,7 @@ Decoded<T> decode_and_validate(std::string_view bytes,
 
 }  // namespace
 
-void internal::set_json_fast_path(bool enabled) { json_fast_path_enabled = enabled; }
+void internal::set_json_fast_path(bool enabled) { json_fast_path_enabled.store(enabled); }
 
 std::uint64_t internal::json_fast_path_decodes() { return json_fast_path_hits; }
 

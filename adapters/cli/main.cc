@@ -300,6 +300,9 @@ int main(int argc, char** argv) {
   e2e->add_option("--wire", e2e_wire, "Every message as canonical JSON or binary Protobuf")
       ->check(CLI::IsMember({"json", "protobuf"}))
       ->capture_default_str();
+  e2e->add_flag("--json-full-path", bench_e2e.json_full_path,
+                "Decode JSON with the shape check and protobuf's parser only, without the fast path "
+                "(docs/contracts.md), to measure what the fast path saves");
   e2e->add_option("--ceiling-messages", bench_e2e.ceiling_messages,
                   "Messages of the raw broker produce+consume run (0: skip it)")
       ->capture_default_str();

@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "adapters/kafka/broker.h"
+#include "events/codec_internal.h"
 #include "adapters/kafka/ingress.h"
 #include "adapters/kafka/topics.h"
 #include "adapters/serve/serve.h"
@@ -1254,6 +1255,7 @@ int Bench::run() {
   field("shards", u64(static_cast<std::uint64_t>(partitions_)));
   field("scheduler_threads", u64(options_.scheduler_threads));
   field("wire", json_string(options_.protobuf ? "protobuf" : "json"));
+  field("jsonFastPath", options_.json_full_path ? "false" : "true");
   field("brokers", json_string(broker_ ? "embedded" : brokers_));
   field("outcomes", u64(outcomes));
   field("fulfilled", u64(reader_->fulfilled));
@@ -1334,6 +1336,7 @@ int run_e2e_bench(const E2eBenchOptions& options) {
     std::fprintf(stderr, "%s: --rate must be >= 0 and --seconds-max > 0\n", kWho);
     return 2;
   }
+  events::internal::set_json_fast_path(!options.json_full_path);
   Bench bench(options);
   return bench.run();
 }

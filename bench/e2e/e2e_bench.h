@@ -33,6 +33,7 @@ struct E2eBenchOptions {
   std::string data_dir;               // empty: a fresh dir under $TMPDIR, removed afterwards
   bool keep = false;                  // keep the fresh dir (its path is in the JSON)
   bool protobuf = false;              // --wire protobuf: orders, requests, replies, outcomes in binary
+  bool json_full_path = false;        // decode JSON with protobuf's parser only (no fast path)
   std::uint64_t ceiling_messages = 200'000;  // the raw broker run; 0: skip it
   std::uint64_t warmup_orders = 200;  // placed and completed before timing (not counted)
   std::size_t scheduler_threads = 0;  // CAF scheduler threads of the engine; 0: its default (one per core)
