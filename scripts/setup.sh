@@ -11,6 +11,7 @@ packages=(
   libcaf-dev librocksdb-dev librdkafka-dev libprotobuf-dev protobuf-compiler
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   libpqxx-dev libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libssl-dev
+  libjemalloc-dev
   # test tools: promtool (`promtool check metrics` on /metrics); 19 MB, about 16 s. On a
   # host with systemd this also enables a prometheus.service on :9090 (in containers
   # policy-rc.d keeps it stopped); the tests only run promtool.
