@@ -194,6 +194,12 @@ struct ShardState {
 
   OutboxPosition outbox_end;     // one past the last durable outbox entry
   OutboxPosition outbox_cursor;  // the first entry not marked sent
+
+  // Waiters for this shard's durable revision or outbox (a relay, a watch, CDC), with
+  // Impl::progress_mu_. One per shard, so a batch wakes only the waiters of the shards it
+  // touched: with one for all, every batch woke every shard's relay thread, most of them
+  // for nothing.
+  std::condition_variable progress_cv;
 };
 
 namespace {
@@ -436,10 +442,13 @@ class Journal::Impl {
   std::atomic<bool> failed_{false};
   std::thread writer_;
 
-  // --- durable progress, for waiters (guarded by progress_mu_) ---
+  // --- durable progress, for waiters (guarded by progress_mu_; each shard's progress_cv) ---
   mutable std::mutex progress_mu_;
-  mutable std::condition_variable progress_cv_;
   bool closing_ = false;
+  // Wakes every shard's waiters: at close, at a fail-stop, after a refresh.
+  void notify_progress() {
+    for (auto& shard : shards_) shard->progress_cv.notify_all();
+  }
 
   // --- the snapshot thread (guarded by snapshot_mu_) ---
   mutable std::mutex snapshot_mu_;
@@ -860,7 +869,7 @@ Status Journal::Impl::refresh() {
       if (Status status = recover_shard(*shard, /*refreshing=*/true); !status) return status;
     }
   }
-  progress_cv_.notify_all();
+  notify_progress();
   return Status::ok();
 }
 
@@ -906,7 +915,7 @@ Journal::Impl::~Impl() {
     std::lock_guard lock(progress_mu_);
     closing_ = true;
   }
-  progress_cv_.notify_all();
+  notify_progress();
   if (db_ != nullptr) {
     // Only a journal that opened completely flushes: a refused open writes nothing more.
     if (options_.flush_at_close && started_ && !failed_.load()) {
@@ -1164,7 +1173,7 @@ void Journal::Impl::fail_stop(const Status& reason, std::vector<std::unique_ptr<
     queue_bytes_ = 0;
   }
   space_cv_.notify_all();
-  progress_cv_.notify_all();
+  notify_progress();
   {
     std::lock_guard lock(snapshot_mu_);  // wake waiters so they see failed_
   }
@@ -1351,7 +1360,7 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
       shard->outbox_end = shard->writer_outbox_next;
     }
   }
-  progress_cv_.notify_all();
+  for (ShardState* shard : touched) shard->progress_cv.notify_all();
 
   std::uint64_t noop = 0, given = 0;
   for (auto& pending : group) {
@@ -1801,7 +1810,7 @@ bool Journal::Impl::wait_for_revision(ShardId shard_id, Revision revision, std::
   ShardState* shard = find(shard_id);
   if (shard == nullptr) return false;
   std::unique_lock lock(progress_mu_);
-  return progress_cv_.wait_for(lock, timeout, [&] {
+  return shard->progress_cv.wait_for(lock, timeout, [&] {
     return shard->durable_revision.load() >= revision || closing_ || failed_.load();
   }) && shard->durable_revision.load() >= revision;
 }
@@ -1810,7 +1819,7 @@ bool Journal::Impl::wait_for_outbox(ShardId shard_id, OutboxPosition from, std::
   ShardState* shard = find(shard_id);
   if (shard == nullptr) return false;
   std::unique_lock lock(progress_mu_);
-  return progress_cv_.wait_for(lock, timeout, [&] { return shard->outbox_end > from || closing_ || failed_.load(); }) &&
+  return shard->progress_cv.wait_for(lock, timeout, [&] { return shard->outbox_end > from || closing_ || failed_.load(); }) &&
          shard->outbox_end > from;
 }
 
