@@ -25,6 +25,7 @@
 #include "bench/json_text.h"
 #include "bench/reserve/reserve_bench.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -133,6 +134,19 @@ Rss read_rss() {
     if (std::sscanf(line.c_str(), "VmHWM: %llu kB", &kb) == 1) rss.peak = kb * 1024;
   }
   return rss;
+}
+
+// Hands what the allocator keeps but the process no longer uses back to the OS: every
+// jemalloc arena's purge when ffe runs on jemalloc (docs/architecture.md, "Memory
+// allocator"), glibc's malloc_trim otherwise. Looked up at run time, so no jemalloc header.
+void return_free_memory() {
+  using Mallctl = int (*)(const char*, void*, std::size_t*, void*, std::size_t);
+  if (auto* mallctl = reinterpret_cast<Mallctl>(::dlsym(RTLD_DEFAULT, "mallctl"))) {
+    constexpr const char* kPurgeAllArenas = "arena.4096.purge";  // 4096: MALLCTL_ARENAS_ALL
+    mallctl(kPurgeAllArenas, nullptr, nullptr, nullptr, 0);
+    return;
+  }
+  ::malloc_trim(0);
 }
 
 std::uint64_t splitmix64(std::uint64_t x) {
@@ -330,10 +344,10 @@ void remove_data_dir(const DataDir& dir) {
 
 int run_memory(const ReserveBenchOptions& options, const DataDir& dir) {
   const runtime::Options defaults;
-  const std::uint32_t shards = options.shards ? options.shards : defaults.shards;
   const std::size_t max_live = options.max_live ? options.max_live : defaults.max_live_entities;
   auto rt = open_runtime(options, dir.path);
   if (!rt) return 2;
+  const std::uint32_t shards = rt->shard_count();  // --shards 0 is the runtime's default
   const Rss before = read_rss();
   const storage::JournalStats journal_before = rt->journal().stats();
   Window window(options.concurrency);
@@ -344,7 +358,7 @@ int run_memory(const ReserveBenchOptions& options, const DataDir& dir) {
   const runtime::Stats stats = rt->stats();
   const JournalDelta journal = journal_delta(journal_before, rt->journal().stats());
   const Rss after = read_rss();
-  ::malloc_trim(0);  // what the allocator kept but the process no longer uses
+  return_free_memory();
   const Rss trimmed = read_rss();
 
   const std::uint64_t cap = static_cast<std::uint64_t>(max_live) * shards;
@@ -381,9 +395,6 @@ int run_reservations(const ReserveBenchOptions& options, const DataDir& dir) {
   const std::uint64_t k = options.skus;
   const std::uint64_t n = options.attempts;
   const std::int64_t s = options.stock;
-  const runtime::Options defaults;
-  const std::uint32_t shards = options.shards ? options.shards : defaults.shards;
-
   // What each SKU is asked for, known in advance: the check's expectation.
   std::vector<std::uint32_t> demand(k, 0);
   for (std::uint64_t i = 0; i < n; ++i) ++demand[sku_of_attempt(options.seed, i, k)];
@@ -396,6 +407,7 @@ int run_reservations(const ReserveBenchOptions& options, const DataDir& dir) {
 
   auto rt = open_runtime(options, dir.path);
   if (!rt) return 2;
+  const std::uint32_t shards = rt->shard_count();  // --shards 0 is the runtime's default
 
   const auto setup_start = Clock::now();
   if (s > 0) {
