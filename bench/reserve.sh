@@ -25,6 +25,8 @@
 #   CONCURRENCIES     ffe's requests in flight (default "1 8 32 50 800")
 #   FFE_BENCH_TOUCH   SKUs touched in the memory mode (default 1000000; 0 skips it)
 #   FFE_BENCH_MAX_LIVE  its max_live_entities per shard (default 1000)
+#   FFE_RESERVE_MAX_LIVE  --max-live (per shard) for the reservation runs (default: the
+#                     runtime's, 10,000; 13000 keeps all 100,000 SKUs live on 8 shards)
 #   FFE_BENCH_NO_BUILD=1  use build/adapters/ffe as it is
 #   SKIP_PEERS="redis pg"  leave peers out (their rows then show n/a)
 # Raw outputs (JSON, RESULT lines) stay in the directory printed on stderr. The peer scripts
@@ -40,6 +42,8 @@ redis_n=${REDIS_N:-300000}
 concurrencies=${CONCURRENCIES:-"1 8 32 50 800"}
 touch=${FFE_BENCH_TOUCH:-1000000}
 max_live=${FFE_BENCH_MAX_LIVE:-1000}
+reserve_max_live=()
+[[ -z ${FFE_RESERVE_MAX_LIVE:-} ]] || reserve_max_live=(--max-live "$FFE_RESERVE_MAX_LIVE")
 skip=${SKIP_PEERS:-}
 big=1000000000  # stock per SKU, as the peers: every attempt succeeds
 
@@ -71,9 +75,9 @@ for round in $(seq "$rounds"); do
     skus=1; [[ $dist == uniform ]] && skus=100000
     for c in $concurrencies; do
       n=$(attempts_for "$c")
-      echo "# round $round/$rounds: ffe bench reserve --skus $skus --attempts $n --concurrency $c" >&2
+      echo "# round $round/$rounds: ffe bench reserve --skus $skus --attempts $n --concurrency $c ${reserve_max_live[*]}" >&2
       "$ffe" bench reserve --skus "$skus" --stock "$big" --attempts "$n" --concurrency "$c" --no-progress \
-        >"$out/ffe-$dist-$c-$round.json" || echo "# ffe bench reserve exited $? ($dist, $c)" >&2
+        "${reserve_max_live[@]}" >"$out/ffe-$dist-$c-$round.json" || echo "# ffe bench reserve exited $? ($dist, $c)" >&2
     done
   done
   sync
