@@ -960,6 +960,10 @@ caf::behavior router_actor(RouterActor* self, Impl* rt, ShardId shard) {
           if (it->second.last_used_ms > idle_before) break;
           router_passivate(self, it->second);
         }
+        // The cap again: an entity asked to stop while it had a commit in flight stayed (and
+        // went back into the LRU), so after a burst the shard can sit above the cap until the
+        // next new entity; here it comes down within a tick.
+        router_enforce_cap(self);
         self->delayed_send(self, tick_every, atoms::tick_atom_v);
       },
   };

@@ -594,6 +594,11 @@ int main(int argc, char** argv) {
                         "further placements wait in Kafka (their partitions pause) while replies and "
                         "cancels go on, so an overload never runs into saga deadlines (0: unbounded)")
       ->capture_default_str();
+  serve_cmd->add_option("--max-live", serve_options.max_live,
+                        "Passivation: at most N live SKU and order actors per shard; above it the least "
+                        "recently used idle ones stop and restore from the journal on their next command. "
+                        "Size it to the hot set: restores cost throughput (0: the runtime's default, 10000)")
+      ->capture_default_str();
   serve_cmd->add_option("-X,--kafka", serve_kafka,
                         "A librdkafka property name=value for every Kafka client (repeatable)");
 

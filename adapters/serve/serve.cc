@@ -130,6 +130,7 @@ Status Server::Impl::start() {
   runtime_options.topic_prefix = options_.topic_prefix;
   runtime_options.egress = egress_.get();
   runtime_options.max_open_orders = options_.max_open_orders;
+  if (options_.max_live > 0) runtime_options.max_live_entities = options_.max_live;
   registry_ = std::make_unique<metrics::Registry>();
   observer_ = std::make_unique<metrics::RuntimeObserver>(*registry_);
   runtime_options.observer = observer_.get();

@@ -57,6 +57,10 @@ struct ServeOptions {
   // pause) until orders finish, so an overload waits where no saga deadline runs.
   // Replies and cancels are never held back. 0: unbounded. docs/kafka.md, "Backpressure".
   std::size_t max_open_orders = 2048;
+  // Passivation cap: at most this many live SKU and order actors per shard (the least
+  // recently used idle ones stop; the next command restores them from the journal).
+  // 0: the runtime's default (10,000). docs/runtime.md, "Passivation".
+  std::size_t max_live = 0;
   // Extra librdkafka properties for every Kafka client (`-X name=value`).
   std::vector<std::pair<std::string, std::string>> kafka_properties;
   // Where the status lines go ("ffe: embedded Kafka broker at ...", "ffe: ready ..."); each

@@ -515,6 +515,32 @@ TEST_F(ServeTest, PlacementsAboveMaxOpenOrdersWaitInKafkaAndAllComplete) {
   EXPECT_EQ(server->runtime().stats().open_orders, 0u);
 }
 
+// --max-live: with a cap of 2 live actors per shard, 24 SKUs each received once end up
+// mostly passivated, every one still holds its stock (restored from the journal on a read
+// and on the next command), and a second receipt after passivation adds to the stock.
+TEST_F(ServeTest, MaxLiveCapsLiveActorsAndPassivatedSkusKeepTheirStock) {
+  auto server = start_server([](serve::ServeOptions& options) { options.max_live = 2; });
+  ASSERT_TRUE(server);
+  runtime::Runtime& runtime = server->runtime();
+  constexpr int kSkus = 24;
+  for (int i = 0; i < kSkus; ++i) {
+    const std::string sku = "sku-ml-" + std::to_string(i);
+    send("ff.inventory.commands", sku, receive_json(sku, 5, "r-ml-" + std::to_string(i)));
+  }
+  auto on_hand = [&](const std::string& sku) -> std::int64_t {
+    auto state = runtime.sku(sku);
+    return state && state->has_value() ? (*state)->on_hand : -1;
+  };
+  ASSERT_TRUE(eventually([&] { return on_hand("sku-ml-" + std::to_string(kSkus - 1)) == 5; }, 30s));
+  ASSERT_TRUE(runtime.wait_quiet(10s));
+  const std::uint64_t cap = 2ull * runtime.shard_count();
+  EXPECT_TRUE(eventually([&] { return runtime.stats().live_entities <= cap; }, 20s))
+      << runtime.stats().live_entities << " live, cap " << cap;
+  for (int i = 0; i < kSkus; ++i) EXPECT_EQ(on_hand("sku-ml-" + std::to_string(i)), 5) << i;
+  send("ff.inventory.commands", "sku-ml-0", receive_json("sku-ml-0", 3, "r-ml-again"));
+  EXPECT_TRUE(eventually([&] { return on_hand("sku-ml-0") == 8; }, 30s)) << on_hand("sku-ml-0");
+}
+
 // The broker goes away for a few seconds while an order waits for its payment (its retry
 // timer keeps resending the authorize into the outbox): ffe keeps its state, librdkafka
 // retries, and once the broker is back the reply and a new order go through; nothing is
