@@ -226,6 +226,13 @@ class Harness:
         groups (the mock cluster makes a first member wait 3 s) and every hop works."""
         prod = producer(brokers)
         prod.send("ff.inventory.commands", key=sku.encode(), value=receive_stock(sku, 1, "r-warmup"))
+        prod.flush(30)
+        # Two topics have no order between them: the order goes only once the stock is in,
+        # or it may be decided first and end REJECTED (out of stock).
+        def stock_in():
+            status, body = http.sku(sku)
+            return status == 200 and isinstance(body, dict) and body.get("onHand", 0) >= 1
+        wait_until(stock_in, 60, "the warm-up stock to arrive")
         prod.send("ff.orders.commands", key=b"o-warmup", value=place_order("o-warmup", [(sku, 1)]))
         prod.flush(30)
         prod.close()
