@@ -121,6 +121,8 @@ def body(h):
     # few seconds after SIGCONT, are all FULFILLED (none timed out, none lost).
     time.sleep(max(0.0, 3.0 - (time.monotonic() - paused_at - pause_seconds)))
     prod.send("ff.inventory.commands", key=b"sku-post", value=receive_stock("sku-post", 1000, "r-post"))
+    prod.flush(30)
+    e2e.wait_for_stock(http, "sku-post", 1000)
     post = ["o-post-%d" % i for i in range(1, 51)]
     for oid in post:
         prod.send("ff.orders.commands", key=oid.encode(), value=place_order(oid, [("sku-post", 2)])) \

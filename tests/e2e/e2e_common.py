@@ -227,12 +227,7 @@ class Harness:
         prod = producer(brokers)
         prod.send("ff.inventory.commands", key=sku.encode(), value=receive_stock(sku, 1, "r-warmup"))
         prod.flush(30)
-        # Two topics have no order between them: the order goes only once the stock is in,
-        # or it may be decided first and end REJECTED (out of stock).
-        def stock_in():
-            status, body = http.sku(sku)
-            return status == 200 and isinstance(body, dict) and body.get("onHand", 0) >= 1
-        wait_until(stock_in, 60, "the warm-up stock to arrive")
+        wait_for_stock(http, sku, 1)
         prod.send("ff.orders.commands", key=b"o-warmup", value=place_order("o-warmup", [(sku, 1)]))
         prod.flush(30)
         prod.close()
@@ -304,6 +299,16 @@ class Harness:
         sys.stdout.flush()
         self.cleanup()
         sys.exit(0)
+
+
+def wait_for_stock(http, sku, at_least, timeout=60):
+    """Waits until /v1/skus/SKU shows at least `at_least` on hand. Two topics have no order
+    between them: an order sent right after its stock may be decided first and end REJECTED
+    (out of stock), so a test that needs it FULFILLED places it only after this."""
+    def stock_in():
+        status, body = http.sku(sku)
+        return status == 200 and isinstance(body, dict) and body.get("onHand", 0) >= at_least
+    wait_until(stock_in, timeout, "%s to have %d on hand" % (sku, at_least))
 
 
 def wait_until(predicate, timeout, what, interval=0.1):
