@@ -50,6 +50,8 @@ def body(h):
     for s in skus:
         prod.send("ff.inventory.commands", key=s.encode(), value=receive_stock(s, 100000, "r-" + s))
     prod.flush(30)
+    for s in skus:  # every order must end FULFILLED (or declined): none may beat its stock
+        e2e.wait_for_stock(serve.http, s, 100000)
     order_ids = []
     kill_at = rng.randint(N_ORDERS // 4, N_ORDERS // 2)
     start = time.monotonic()
