@@ -577,21 +577,6 @@ class JsonShapeCheck {
   std::string failure_;  // the first failure, once there is one
 };
 
-// Byte offset of the first character that is not well-formed UTF-8, for the reason. Runs
-// only on input is_valid_utf8 refused. A lead byte fixes a character's length, so at most
-// one of the four lengths tried at each offset is valid.
-std::size_t first_invalid_utf8_at(std::string_view text) {
-  constexpr std::size_t utf8_char_bytes_max = 4;
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t length = 1;
-    while (length <= utf8_char_bytes_max && !is_valid_utf8(text.substr(at, length))) ++length;
-    if (length > utf8_char_bytes_max) return at;
-    at += length;
-  }
-  return at;
-}
-
 // The fast path (json_reader.h), on unless a test or a benchmark turned it off.
 std::atomic<bool> json_fast_path_enabled{true};
 thread_local std::uint64_t json_fast_path_hits = 0;
@@ -603,9 +588,8 @@ std::optional<DecodeError> decode_json(std::string_view bytes, google::protobuf:
     ++json_fast_path_hits;
     return std::nullopt;
   }
-  if (!is_valid_utf8(bytes)) {
-    return error("invalid JSON",
-                 "not valid UTF-8 (at byte " + std::to_string(first_invalid_utf8_at(bytes)) + ")");
+  if (const std::size_t bad = utf8::first_invalid(bytes); bad != bytes.size()) {
+    return error("invalid JSON", "not valid UTF-8 (at byte " + std::to_string(bad) + ")");
   }
   if (auto misfit = JsonShapeCheck(bytes).check(*out.GetDescriptor())) {
     return error("invalid JSON", *misfit);

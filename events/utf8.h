@@ -1,7 +1,7 @@
 #pragma once
-// UTF-8 (and JSON's \u escapes), the one way ffe reads and writes them: validate.cc's is_valid_utf8, the codec's shape
-// check and the JSON fast path (json_reader.cc) must agree byte for byte on what is
-// well-formed, so they share these.
+// UTF-8 (and JSON's \u escapes), the one way ffe reads and writes them: validate.cc's
+// is_valid_utf8, the codec's UTF-8 check and shape check, and the JSON fast path
+// (json_reader.cc) must agree byte for byte on what is well-formed, so they share these.
 
 #include <cstddef>
 #include <string>
@@ -35,6 +35,18 @@ inline std::size_t char_length(std::string_view text, std::size_t at) {
   if (code_point < min || code_point > 0x10ffff) return 0;
   if (code_point >= 0xd800 && code_point <= 0xdfff) return 0;
   return length;
+}
+
+// Byte offset of the first character of `text` that is not well-formed UTF-8, or
+// text.size() if every one is.
+inline std::size_t first_invalid(std::string_view text) {
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t length = char_length(text, at);
+    if (length == 0) return at;
+    at += length;
+  }
+  return at;
 }
 
 // The UTF-16 code unit of a JSON `\uXXXX` escape's four hex digits at the start of `text`,

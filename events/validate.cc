@@ -230,15 +230,7 @@ bool is_valid_external_id(std::string_view id) {
   return true;
 }
 
-bool is_valid_utf8(std::string_view text) {
-  std::size_t at = 0;
-  while (at < text.size()) {
-    const std::size_t length = utf8::char_length(text, at);
-    if (length == 0) return false;
-    at += length;
-  }
-  return true;
-}
+bool is_valid_utf8(std::string_view text) { return utf8::first_invalid(text) == text.size(); }
 
 Validation validate_id(std::string_view id, std::string_view path) {
   if (id.empty()) return error(std::string(path), "is required");
