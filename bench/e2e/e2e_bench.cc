@@ -56,7 +56,6 @@
 #include <vector>
 
 #include "adapters/kafka/broker.h"
-#include "events/codec_internal.h"
 #include "adapters/kafka/ingress.h"
 #include "adapters/kafka/topics.h"
 #include "adapters/serve/serve.h"
@@ -64,6 +63,7 @@
 #include "adapters/sim/rng.h"
 #include "adapters/sim/sim_runner.h"
 #include "events/codec.h"
+#include "events/codec_internal.h"
 #include "ffe/v1/outcomes.pb.h"
 
 namespace ffe::bench {
