@@ -2,9 +2,10 @@
 # The journal benchmark (docs/journal.md): builds ffe and runs `ffe bench journal`, which
 # measures commits/s and p50/p99 commit latency at 1, 16, 256 and 4096 commands per synced
 # batch beside the raw RocksDB synced-WriteBatch ceiling on the same disk in the same run
-# (../shared/peers/rocksdb_ceiling.sh, alternating rounds, medians), prints the ratio per
-# batch size, then the restart time of a journal holding 1M events and the cost of a get at
-# old revisions. One JSON object on stdout.
+# (../shared/peers/rocksdb_ceiling.sh; each round runs the journal just before and just
+# after the ceiling; medians over rounds), prints the ratio per batch size, then the restart
+# time of a journal holding 1M events and the cost of a get at old revisions. One JSON
+# object on stdout.
 #
 # Usage: bench/journal.sh [seconds_per_case] [rounds]     (defaults 2 and 5)
 # Environment: TMPDIR picks the filesystem both write to (default /tmp);

@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 600.0))
       ->capture_default_str();
   journal->add_option("--rounds", bench_journal.rounds,
-                      "Rounds of (ceiling, journal); medians are reported")
+                      "Rounds of (journal, ceiling, journal); medians are reported")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   journal->add_option("--restart-events", bench_journal.restart_events,
