@@ -69,17 +69,6 @@ std::int64_t system_ms() {
       .count();
 }
 
-// The entity as of `revision` (the batch's after_revision), for an envelope's "before";
-// nullopt when it did not exist then (or that revision was compacted: the envelope then says
-// "u" with no "before").
-Result<std::optional<storage::EntityState>> state_before(const storage::Journal& journal, ShardId shard,
-                                                          const std::string& key, Revision revision) {
-  if (revision == 0) return std::optional<storage::EntityState>();
-  auto entity = journal.get(shard, key, revision);
-  if (!entity && entity.status().code() == StatusCode::kCompacted) return std::optional<storage::EntityState>();
-  return entity;
-}
-
 // The revision of the last record in `records` with an event of `key`.
 Revision last_revision_of(const std::vector<storage::LogRecord>& records, std::string_view key) {
   for (auto record = records.rbegin(); record != records.rend(); ++record) {
@@ -536,31 +525,45 @@ bool CdcPipeline::serve_shard(ShardState& state) {
     for (const auto& [key, time] : changed) {
       const EntityKind kind = kind_of(key);
       if (kind == EntityKind::kOther) continue;  // no analytics table for it
-      // The entity as of the batch's start: cached, or read from the journal below.
-      std::optional<storage::EntityState> cached = cache_take(state, key);
+      // The entity as of the batch's start (nullopt: it did not exist yet), cached or read
+      // from the journal at after_revision, and the batch's events folded onto it. A read at
+      // the batch's start finds a new entity missing at once and re-reads none of the
+      // batch's records (they are in memory). Only if that revision was compacted (the CDC
+      // cursor normally holds compaction back) is the entity read whole at to_revision.
+      std::optional<storage::EntityState> start = cache_take(state, key);
+      bool start_known = start.has_value();
+      Status failure = Status::ok();
+      if (!start_known) {
+        auto read = batch.after_revision == 0 ? Result<std::optional<storage::EntityState>>(std::nullopt)
+                                              : journal_.get(state.shard, key, batch.after_revision);
+        if (read) {
+          start = std::move(*read);
+          start_known = true;
+        } else if (read.status().code() != StatusCode::kCompacted) {
+          failure = read.status();
+        }
+      }
       Result<std::optional<storage::EntityState>> entity = std::optional<storage::EntityState>();
-      if (cached) {
+      if (!failure.is_ok()) {
+        entity = failure;
+      } else if (start_known) {
         const std::vector<std::string_view>& events = events_of[key];
-        entity = std::optional<storage::EntityState>(storage::EntityState{
-            folder_.fold(key, std::string_view(cached->state), events), last_revision_of(*records, key)});
+        std::optional<std::string_view> from;
+        if (start) from = std::string_view(start->state);
+        entity = std::optional<storage::EntityState>(
+            storage::EntityState{folder_.fold(key, from, events), last_revision_of(*records, key)});
       } else {
         entity = journal_.get(state.shard, key, batch.to_revision);
       }
-      Status failure = entity ? Status::ok() : entity.status();
+      failure = entity ? Status::ok() : entity.status();
       if (entity && !entity->has_value()) {
         failure = Status(StatusCode::kCorruption, key + " has events but no state at revision " +
                                                       std::to_string(batch.to_revision));
       }
+      // "before" of an envelope: the state at the batch's start (none if it did not exist,
+      // or if that revision was compacted: then "u" with no "before").
       std::optional<storage::EntityState> before;
-      if (failure.is_ok() && options_.publish) {
-        if (cached) {
-          before = std::move(cached);
-        } else {
-          auto read = state_before(journal_, state.shard, key, batch.after_revision);
-          if (read) before = std::move(*read);
-          else failure = read.status();
-        }
-      }
+      if (failure.is_ok() && options_.publish && start_known) before = std::move(start);
       if (failure.is_ok()) cache_put(state, key, **entity);
       if (failure.is_ok()) {
         const char op = before ? 'u' : 'c';
