@@ -1157,6 +1157,7 @@ Status Runtime::Impl::start() {
   }
   journal_options.folder = &folder_;
   journal_options.commit_batch_commands = options_.commit_batch_commands;
+  journal_options.commit_wait = options_.commit_wait;
   journal_options.snapshot_every_events = options_.snapshot_every_events;
   journal_options.open_verification = storage::OpenVerification::kTail;
   // The tail check reads these records of every shard at open; 10,000 per shard keeps a

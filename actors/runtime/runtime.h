@@ -168,6 +168,8 @@ struct Options {
   std::size_t max_open_orders = 0;
   // Journal tuning (storage::JournalOptions has the details).
   std::size_t commit_batch_commands = 4096;
+  // How long the writer lingers for a fuller batch; 0 (measured best: docs/runtime-bench.md).
+  std::chrono::microseconds commit_wait{0};
   std::uint32_t snapshot_every_events = 64;
   std::string topic_prefix = "ff.";
   // Not owned; must outlive the runtime. nullptr: outbox messages stay in the journal,

@@ -257,6 +257,11 @@ int main(int argc, char** argv) {
   reserve->add_option("--max-live", bench_reserve.max_live,
                       "max_live_entities per shard (0: the runtime's default)")
       ->capture_default_str();
+  reserve->add_option("--commit-wait-us", bench_reserve.commit_wait_us,
+                      "Microseconds the journal's writer lingers after the first queued command for a "
+                      "fuller synced batch (0: batch what queued during the previous sync)")
+      ->check(CLI::Range(0, 100'000))
+      ->capture_default_str();
   reserve->add_option("--entities-touched", bench_reserve.entities_touched,
                       "M > 0: the memory mode: touch M distinct SKUs once each (ReceiveStock qty 1) "
                       "and report RSS per entity, instead of reservations")

@@ -294,6 +294,7 @@ std::unique_ptr<runtime::Runtime> open_runtime(const ReserveBenchOptions& option
   if (options.shards > 0) ro.shards = options.shards;
   ro.scheduler_threads = options.scheduler_threads;
   if (options.max_live > 0) ro.max_live_entities = options.max_live;
+  ro.commit_wait = std::chrono::microseconds(options.commit_wait_us);
   // The window, not the runtime's credit, bounds what is in flight.
   ro.max_in_flight = std::max({ro.max_in_flight, options.concurrency, kSetupWindow});
   auto opened = runtime::Runtime::open(std::move(ro));

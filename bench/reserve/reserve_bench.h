@@ -29,6 +29,7 @@ struct ReserveBenchOptions {
   std::uint32_t shards = 0;          // 0: the runtime's default
   std::size_t scheduler_threads = 0; // 0: the runtime's default (one per core)
   std::size_t max_live = 0;          // max_live_entities per shard; 0: the runtime's default
+  std::uint32_t commit_wait_us = 0;  // the journal's commit_wait (linger for a fuller batch)
   std::uint64_t entities_touched = 0;  // > 0: the memory mode instead of reservations
   bool progress = true;              // a progress line on stderr, only if it is a terminal
 };
