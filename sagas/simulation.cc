@@ -15,7 +15,6 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <optional>
 #include <random>
@@ -29,6 +28,7 @@
 #include "actors/order/order.h"
 #include "actors/sku/sku.h"
 #include "events/assert.h"
+#include "events/json_text.h"
 #include "events/limits.h"
 #include "ffe/v1/journal.pb.h"
 #include "ffe/v1/outcomes.pb.h"
@@ -1310,28 +1310,6 @@ Report World::run() {
   return report_;
 }
 
-void append_json_string(std::string& out, std::string_view text) {
-  out.push_back('"');
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-          out += escaped;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 }  // namespace
 
 Report run(const Options& options) {
@@ -1343,7 +1321,7 @@ std::string to_json(const Report& report) {
   std::string out = "{";
   auto field = [&](std::string_view name, std::int64_t value) {
     if (out.size() > 1) out += ",";
-    append_json_string(out, name);
+    events::json::append_string(out, name);
     out += ":" + std::to_string(value);
   };
   out += "\"seed\":" + std::to_string(report.seed);
@@ -1366,7 +1344,7 @@ std::string to_json(const Report& report) {
   field("inFlightMax", report.in_flight_max);
   out += ",\"failure\":";
   if (report.failure) {
-    append_json_string(out, *report.failure);
+    events::json::append_string(out, *report.failure);
   } else {
     out += "null";
   }

@@ -8,7 +8,7 @@
 #include "actors/runtime/folder.h"
 #include "adapters/cdc/pipeline.h"
 #include "adapters/cdc/rows.h"
-#include "bench/json_text.h"  // one JSON string escaper (header-only)
+#include "events/json_text.h"
 
 namespace ffe::cdc {
 
@@ -216,7 +216,7 @@ int run_drift(const DriftOptions& options) {
     if (drift.unchecked_updated_at > 0) {
       line += ",\"uncheckedUpdatedAt\":" + std::to_string(drift.unchecked_updated_at);
     }
-    line += ",\"analytics\":" + bench::json_string((*sink)->describe()) + "}";
+    line += ",\"analytics\":" + events::json::quoted((*sink)->describe()) + "}";
     std::fprintf(options.out, "%s\n", line.c_str());
     for (const std::string& difference : drift.differences) {
       std::fprintf(options.err, "ffe drift: shard %u at revision %llu: %s\n", drift.shard,

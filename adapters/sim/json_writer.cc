@@ -3,14 +3,14 @@
 #include <cstdint>
 #include <string_view>
 
-#include "events/codec.h"
+#include "events/json_text.h"
 
 namespace ffe::participants::json {
 
 namespace {
 
-// Appends JSON the way protobuf 3.21's printer does, for ASCII text; `ascii` turns false at
-// the first byte >= 0x80 (then the caller prints with protobuf instead).
+// Appends JSON the way protobuf 3.21's printer does (strings by events/json_text.h, which
+// escapes every code point as protobuf does).
 class Writer {
  public:
   explicit Writer(std::size_t reserve) { out_.reserve(reserve); }
@@ -76,42 +76,15 @@ class Writer {
     return *this;
   }
 
-  bool ascii() const { return ascii_; }
   std::string take() { return std::move(out_); }
 
  private:
   void quoted(std::string_view text) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out_.push_back('"');
-    for (char c : text) {
-      const auto byte = static_cast<unsigned char>(c);
-      switch (c) {
-        case '"': out_.append("\\\""); continue;
-        case '\\': out_.append("\\\\"); continue;
-        case '\b': out_.append("\\b"); continue;
-        case '\f': out_.append("\\f"); continue;
-        case '\n': out_.append("\\n"); continue;
-        case '\r': out_.append("\\r"); continue;
-        case '\t': out_.append("\\t"); continue;
-        default: break;
-      }
-      if (byte >= 0x80) {
-        ascii_ = false;
-        out_.push_back(c);
-      } else if (byte < 0x20 || byte == 0x7f || c == '<' || c == '>') {
-        out_.append("\\u00");
-        out_.push_back(kHex[byte >> 4]);
-        out_.push_back(kHex[byte & 0xf]);
-      } else {
-        out_.push_back(c);
-      }
-    }
-    out_.push_back('"');
+    events::json::append_string(out_, text);
   }
 
   std::string out_;
   bool need_comma_ = false;
-  bool ascii_ = true;
 };
 
 template <class Enum>
@@ -132,10 +105,7 @@ void address(Writer& w, std::string_view name, const v1::Address& a) {
       .close();
 }
 
-template <class Message>
-std::string finish(Writer& w, const Message& message) {
-  return w.ascii() ? w.take() : events::encode_json(message);
-}
+std::string finish(Writer& w) { return w.take(); }
 
 }  // namespace
 
@@ -166,7 +136,7 @@ std::string encode(const v1::OrderCommand& command) {
         .close();
   }
   w.close();
-  return finish(w, command);
+  return finish(w);
 }
 
 std::string encode(const v1::InventoryCommand& command) {
@@ -185,7 +155,7 @@ std::string encode(const v1::InventoryCommand& command) {
         .close();
   }
   w.close();
-  return finish(w, command);
+  return finish(w);
 }
 
 std::string encode(const v1::PaymentReply& reply) {
@@ -197,7 +167,7 @@ std::string encode(const v1::PaymentReply& reply) {
       .str("paymentId", reply.payment_id())
       .str("reason", reply.reason())
       .close();
-  return finish(w, reply);
+  return finish(w);
 }
 
 std::string encode(const v1::ShipmentReply& reply) {
@@ -209,7 +179,7 @@ std::string encode(const v1::ShipmentReply& reply) {
       .str("shipmentId", reply.shipment_id())
       .str("reason", reply.reason())
       .close();
-  return finish(w, reply);
+  return finish(w);
 }
 
 }  // namespace ffe::participants::json

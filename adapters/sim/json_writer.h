@@ -3,9 +3,9 @@
 // write: byte for byte what events::encode_json prints (every field, defaults included,
 // lowerCamelCase, int64 as strings, enums by name, protobuf's escaping), about 30 times
 // faster than protobuf's reflective printer (33 us per PlaceOrder here), which would
-// otherwise bound `ffe produce orders` at about 13k messages/s. Text with a non-ASCII byte
-// falls back to events::encode_json, so the output never differs. The equality is tested
-// (tests/sim_adapters/json_writer_test.cc).
+// otherwise bound `ffe produce orders` at about 13k messages/s. Strings are escaped by
+// events/json_text.h exactly as protobuf escapes them, non-ASCII text included. The equality
+// is tested (tests/sim_adapters/json_writer_test.cc).
 
 #include <string>
 

@@ -22,7 +22,7 @@
 #include "actors/runtime/runtime.h"
 #include "adapters/cdc/drift.h"
 #include "adapters/cdc/pipeline.h"
-#include "bench/json_text.h"
+#include "events/json_text.h"
 #include "ffe/v1/outcomes.pb.h"
 #include "ffe/v1/payments.pb.h"
 #include "ffe/v1/shipments.pb.h"
@@ -375,7 +375,7 @@ int run_cdc_bench(const CdcBenchOptions& options) {
   const bool ok = drift == 0 && drift_error.empty() && steady_outcomes && steady_caught_up && catchup_ok &&
                   refused == 0 && outcomes == steady_orders + options.backlog;
 
-  std::string json = "{\"bench\":\"cdc\",\"sink\":" + json_string(sink_description) +
+  std::string json = "{\"bench\":\"cdc\",\"sink\":" + events::json::quoted(sink_description) +
                      ",\"shards\":" + std::to_string(options.shards) + ",\"rate\":" + fixed(options.rate, 0) +
                      ",\"seconds\":" + fixed(options.seconds) + ",\"batchRevisionsMax\":" +
                      std::to_string(options.batch_revisions_max);
@@ -394,9 +394,9 @@ int run_cdc_bench(const CdcBenchOptions& options) {
           fixed(static_cast<double>(catchup_revisions) / std::max(catchup_seconds, 1e-9), 0) + "}";
   json += ",\"outcomes\":" + std::to_string(outcomes) + ",\"fulfilled\":" + std::to_string(fulfilled) + ",\"refused\":" + std::to_string(refused) +
           ",\"ordersCompared\":" + std::to_string(compared_orders) + ",\"drift\":" + std::to_string(drift) +
-          (drift_error.empty() ? "" : ",\"driftError\":" + json_string(drift_error)) +
-          ",\"loadavgBefore\":" + json_string(load_before) + ",\"loadavgAfter\":" + json_string(load_after) +
-          ",\"dataDir\":" + json_string(options.keep || !options.data_dir.empty() ? data_dir : std::string()) +
+          (drift_error.empty() ? "" : ",\"driftError\":" + events::json::quoted(drift_error)) +
+          ",\"loadavgBefore\":" + events::json::quoted(load_before) + ",\"loadavgAfter\":" + events::json::quoted(load_after) +
+          ",\"dataDir\":" + events::json::quoted(options.keep || !options.data_dir.empty() ? data_dir : std::string()) +
           ",\"ok\":" + (ok ? "true" : "false") + "}";
   std::printf("%s\n", json.c_str());
   std::fflush(stdout);

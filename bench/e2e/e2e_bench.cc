@@ -24,7 +24,6 @@
 //
 // ok: every order got exactly one outcome, all FULFILLED, nothing in the DLQ.
 
-#include "bench/json_text.h"
 #include "bench/e2e/e2e_bench.h"
 
 #include <librdkafka/rdkafkacpp.h>
@@ -64,6 +63,7 @@
 #include "adapters/sim/sim_runner.h"
 #include "events/codec.h"
 #include "events/codec_internal.h"
+#include "events/json_text.h"
 #include "ffe/v1/outcomes.pb.h"
 
 namespace ffe::bench {
@@ -814,7 +814,7 @@ std::string cpu_json(const std::map<std::string, double>& cpu) {
   std::string out;
   for (const auto& [owner, seconds] : cpu) {
     if (!out.empty()) out += ",";
-    out += json_string(owner) + ":" + fixed(seconds, 2);
+    out += events::json::quoted(owner) + ":" + fixed(seconds, 2);
   }
   return "{" + out + "}";
 }
@@ -1174,7 +1174,7 @@ int Bench::run() {
   std::string breakdown;
   for (const auto& [name, p] : trace.segments) {
     if (!breakdown.empty()) breakdown += ",";
-    breakdown += json_string(name) + ":{\"p50\":" + fixed(p.first, 0) + ",\"p99\":" + fixed(p.second, 0) + "}";
+    breakdown += events::json::quoted(name) + ":{\"p50\":" + fixed(p.first, 0) + ",\"p99\":" + fixed(p.second, 0) + "}";
   }
 
   // Results.
@@ -1192,7 +1192,7 @@ int Bench::run() {
     const std::int64_t delta = total((*after)[topic]) - total((*before)[topic]);
     total_messages += delta;
     if (!by_topic.empty()) by_topic += ",";
-    by_topic += json_string(topic) + ":" + fixed(static_cast<double>(delta) / n, 3);
+    by_topic += events::json::quoted(topic) + ":" + fixed(static_cast<double>(delta) / n, 3);
   }
   const double messages_per_order = static_cast<double>(total_messages) / n;
   const std::int64_t dlq = total((*after)[prefix_ + "dlq"]) - total((*before)[prefix_ + "dlq"]);
@@ -1249,7 +1249,7 @@ int Bench::run() {
   std::string out = "{";
   auto field = [&](const char* name, const std::string& value) {
     if (out.size() > 1) out += ",";
-    out += json_string(name) + ":" + value;
+    out += events::json::quoted(name) + ":" + value;
   };
   auto u64 = [](std::uint64_t v) { return std::to_string(v); };
   field("orders", u64(options_.orders));
@@ -1257,9 +1257,9 @@ int Bench::run() {
   field("skus", u64(options_.skus));
   field("shards", u64(static_cast<std::uint64_t>(partitions_)));
   field("scheduler_threads", u64(options_.scheduler_threads));
-  field("wire", json_string(options_.protobuf ? "protobuf" : "json"));
+  field("wire", events::json::quoted(options_.protobuf ? "protobuf" : "json"));
   field("jsonFastPath", options_.json_full_path ? "false" : "true");
-  field("brokers", json_string(broker_ ? "embedded" : brokers_));
+  field("brokers", events::json::quoted(broker_ ? "embedded" : brokers_));
   field("outcomes", u64(outcomes));
   field("fulfilled", u64(reader_->fulfilled));
   field("cancelled", u64(reader_->cancelled));
@@ -1294,14 +1294,14 @@ int Bench::run() {
   field("placements_deferred", u64(runtime_after.placements_refused - runtime_before.placements_refused));
   field("cpu_seconds", cpu_json(cpu));
   field("cpu_cores_used", fixed(seconds > 0 ? cpu_total / seconds : 0, 2));
-  field("loadavg_start", json_string(load_start));
-  field("loadavg_timed_start", json_string(load_timed_start));
-  field("loadavg_end", json_string(load_end));
+  field("loadavg_start", events::json::quoted(load_start));
+  field("loadavg_timed_start", events::json::quoted(load_timed_start));
+  field("loadavg_end", events::json::quoted(load_end));
   field("setup_seconds", fixed(setup_seconds, 2));
-  if (dir_.removes.empty()) field("data_dir", json_string(dir_.path));
-  if (!broker_) field("topic_prefix", json_string(prefix_));
+  if (dir_.removes.empty()) field("data_dir", events::json::quoted(dir_.path));
+  if (!broker_) field("topic_prefix", events::json::quoted(prefix_));
   field("ok", ok ? "true" : "false");
-  field("failure", ok ? "null" : json_string(failure));
+  field("failure", ok ? "null" : events::json::quoted(failure));
   out += "}";
   std::printf("%s\n", out.c_str());
   std::fflush(stdout);

@@ -29,7 +29,7 @@
 #include "actors/runtime/runtime.h"
 #include "actors/sku/sku.h"
 #include "adapters/replay/replay.h"
-#include "bench/json_text.h"
+#include "events/json_text.h"
 #include "sagas/fulfillment.h"
 #include "storage/journal.h"
 
@@ -471,7 +471,7 @@ int run_replay_bench(const ReplayBenchOptions& options) {
               ",\"revision\":" + std::to_string(shard.revision) + ",\"events\":" + std::to_string(shard.events) +
               ",\"entities\":" + std::to_string(shard.entities) + ",\"seconds\":" + fixed(shard.seconds, 3) +
               ",\"events_per_s\":" + fixed(shard.events / std::max(1e-9, shard.seconds), 0) + ",\"digest\":" +
-              json_string(shard.digest) + "}";
+              events::json::quoted(shard.digest) + "}";
   }
   shards += "]";
   json += ",\"replay\":{\"threads\":" + std::to_string(options.threads) + ",\"events\":" + std::to_string(events) +
@@ -505,10 +505,10 @@ int run_replay_bench(const ReplayBenchOptions& options) {
     RestartResult restart = time_restart(ffe, dir, shard_count);
     json += ",\"restart\":{\"ready\":" + std::string(restart.ready ? "true" : "false") + ",\"ready_ms\":" +
             fixed(restart.ready_ms, 0) + ",\"serve_exit\":" + std::to_string(restart.exit_code) +
-            (restart.error.empty() ? "" : ",\"error\":" + json_string(restart.error)) + "}";
+            (restart.error.empty() ? "" : ",\"error\":" + events::json::quoted(restart.error)) + "}";
     if (!restart.ready) exit_code = 1;
   }
-  json += ",\"data_dir\":" + json_string(temp && !options.keep ? "" : dir) + ",\"ok\":" +
+  json += ",\"data_dir\":" + events::json::quoted(temp && !options.keep ? "" : dir) + ",\"ok\":" +
           (exit_code == 0 ? "true" : "false") + "}";
   std::printf("%s\n", json.c_str());
   std::fflush(stdout);

@@ -22,7 +22,6 @@
 //
 // Never asserts on time; exit 1 only when the correctness check fails.
 
-#include "bench/json_text.h"
 #include "bench/reserve/reserve_bench.h"
 
 #include <dlfcn.h>
@@ -49,6 +48,7 @@
 #include <vector>
 
 #include "actors/runtime/runtime.h"
+#include "events/json_text.h"
 #include "storage/journal.h"
 
 namespace ffe::bench {
@@ -391,8 +391,8 @@ int run_memory(const ReserveBenchOptions& options, const DataDir& dir) {
       options.entities_touched / std::max(seconds, 1e-9), stats.live_entities, stats.spawned, stats.passivated,
       journal.batches, journal.commands, before.now, after.now, after.peak, trimmed.now, per_entity(after.now),
       per_entity(trimmed.now), window.errors.load(),
-      dir.removes.empty() ? ("\"data_dir\":" + json_string(dir.path) + ",").c_str() : "", ok ? "true" : "false",
-      ok ? "null" : json_string(failure).c_str());
+      dir.removes.empty() ? ("\"data_dir\":" + events::json::quoted(dir.path) + ",").c_str() : "", ok ? "true" : "false",
+      ok ? "null" : events::json::quoted(failure).c_str());
   std::fflush(stdout);
   rt.reset();
   remove_data_dir(dir);
@@ -524,8 +524,8 @@ int run_reservations(const ReserveBenchOptions& options, const DataDir& dir) {
       latency.mean() / 1e3, seconds, setup_seconds, journal.batches, journal.commands, journal.noop_commands,
       commands_per_batch, journal.batch_bytes, bytes_per_reservation, stats.spawned - runtime_before.spawned,
       stats.passivated - runtime_before.passivated, stats.submit_waits - runtime_before.submit_waits, rss.now,
-      rss.peak, checked, dir.removes.empty() ? ("\"data_dir\":" + json_string(dir.path) + ",").c_str() : "",
-      ok ? "true" : "false", ok ? "null" : json_string(failure).c_str());
+      rss.peak, checked, dir.removes.empty() ? ("\"data_dir\":" + events::json::quoted(dir.path) + ",").c_str() : "",
+      ok ? "true" : "false", ok ? "null" : events::json::quoted(failure).c_str());
   std::fflush(stdout);
   if (!ok) std::fprintf(stderr, "ffe bench reserve: the check failed: %s\n", failure.c_str());
   rt.reset();

@@ -53,7 +53,7 @@ TEST(JsonWriter, EdgeCasesPrintLikeProtobuf) {
   expect_same(unset);
   v1::PaymentReply escaped;
   escaped.set_command_id("<a> \"b\" \\c\x01\x7f\t");
-  escaped.set_reason("caf\xc3\xa9 \xe2\x80\xa8");  // non-ASCII: the fallback
+  escaped.set_reason("caf\xc3\xa9 \xe2\x80\xa8");  // non-ASCII, and U+2028, which protobuf escapes
   expect_same(escaped);
   v1::OrderCommand place;
   v1::PlaceOrder& p = *place.mutable_place_order();
