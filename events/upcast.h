@@ -33,8 +33,8 @@ namespace ffe::events {
 // The schema version this ffe writes (JournalEvent.schema_version).
 inline constexpr std::uint32_t journal_schema_version = 2;
 // The currency an order without one is placed in: the contract's "absent: USD"
-// (orders.proto; actors/order/order.cc applies the same default when it places an order, and
-// tests/events/upcast_test.cc checks that the two agree).
+// (orders.proto). The order decider applies it when it places an order, the upcaster when it
+// reads a version-1 OrderPlaced: one definition for both.
 inline constexpr std::string_view currency_default = "USD";
 
 enum class UpcastOutcome {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "events/assert.h"
+#include "events/upcast.h"  // currency_default, the contract's "absent: USD"
 #include "events/validate.h"
 // Header-only use: the command-id format lives there (inline) so that this decider and the
 // saga that sends the commands share one definition; ffe_order does not link ffe_saga.
@@ -17,8 +18,6 @@ namespace ffe::order {
 namespace {
 
 constexpr std::uint32_t kSnapshotSchemaVersion = 1;
-// The contract: "currency: ISO 4217; absent: USD".
-constexpr std::string_view kCurrencyDefault = "USD";
 constexpr std::string_view kCancelReasonDefault = "customer request";
 // Compensating steps and COMMIT_STOCK retry until acknowledged: they have no deadline.
 constexpr std::int64_t kNoDeadline = 0;
@@ -191,7 +190,7 @@ Decision decide_place(const v1::PlaceOrder& place, std::int64_t now_ms, const Po
   placed->set_accepted_at_ms(now_ms);
   placed->set_deadline_at_ms(deadline_at_ms);
   placed->set_amount_cents(events::order_amount_cents(place));
-  placed->set_currency(place.currency().empty() ? std::string(kCurrencyDefault) : place.currency());
+  placed->set_currency(place.currency().empty() ? std::string(events::currency_default) : place.currency());
   return emit({std::move(event),
                step_started(v1::RESERVE_STOCK,
                             std::min(deadline_at_ms, now_ms + policy.reserve_timeout_ms), now_ms)});
