@@ -1,5 +1,6 @@
 #include "actors/runtime/retention.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -129,7 +130,12 @@ Result<std::optional<Revision>> retention_target(const storage::Journal& journal
 
 Retention::Retention(storage::Journal& journal, RetentionPolicy policy, std::function<std::int64_t()> clock)
     : journal_(journal), policy_(policy), clock_(std::move(clock)) {
-  if (policy_.enabled()) thread_ = std::thread([this] { loop(); });
+  if (policy_.enabled()) {
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "ffe-retention");  // for top -H and perf
+      loop();
+    });
+  }
 }
 
 Retention::~Retention() { stop(); }

@@ -18,6 +18,7 @@
 
 #include "actors/runtime/runtime.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -1196,7 +1197,13 @@ Status Runtime::Impl::start() {
   actors_running_.store(true, std::memory_order_release);
 
   if (options_.egress != nullptr) {
-    for (std::uint32_t i = 0; i < shards_; ++i) relays_.emplace_back([this, i] { relay(ShardId{i}); });
+    for (std::uint32_t i = 0; i < shards_; ++i) {
+      relays_.emplace_back([this, i] {
+        const std::string name = "ffe-relay-" + std::to_string(i);  // for top -H and perf
+        pthread_setname_np(pthread_self(), name.c_str());
+        relay(ShardId{i});
+      });
+    }
   }
 
   // Every open order comes back: its deadline fires if overdue, its requests go out again.

@@ -1,5 +1,6 @@
 #include "adapters/http/admin_server.h"
 
+#include <pthread.h>
 #include <httplib.h>
 
 #include <cerrno>
@@ -647,7 +648,10 @@ storage::Result<std::unique_ptr<AdminServer>> AdminServer::start(std::string add
   }
   impl->bound_ = HostPort{parsed->host, static_cast<std::uint16_t>(port)};
   httplib::Server* server = &impl->server_;
-  impl->listener_ = std::thread([server] { server->listen_after_bind(); });
+  impl->listener_ = std::thread([server] {
+    pthread_setname_np(pthread_self(), "ffe-http");  // for top -H and perf
+    server->listen_after_bind();
+  });
   // httplib's stop() only works once the listener runs: wait for it, so a stop() right
   // after start() cannot be lost.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -1,5 +1,6 @@
 #include "adapters/kafka/ingress.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -395,7 +396,10 @@ Status Ingress::Impl::start() {
     return internal::io_error("assigning the input partitions: " + RdKafka::err2str(err));
   }
   spdlog::info("ingress: consuming {} partitions of {} topics", partitions_.size(), by_topic_.size());
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ffe-ingress");  // for top -H and perf
+    run();
+  });
   return Status::ok();
 }
 
