@@ -10,10 +10,10 @@
 #include <string_view>
 #include <vector>
 
-#include "adapters/sim/json_writer.h"
 #include "adapters/sim/kafka_support.h"
 #include "adapters/sim/rng.h"
 #include "events/codec.h"
+#include "events/json_writer.h"
 #include "events/validate.h"
 
 namespace ffe::participants {
@@ -235,7 +235,7 @@ int run_produce(const ProduceOptions& options) {
 
   // Canonical JSON by the fast writer (the same bytes as events::encode_json), or binary.
   auto encode = [&](const auto& message) {
-    return options.protobuf ? events::encode_binary(message) : json::encode(message);
+    return options.protobuf ? events::encode_binary(message) : events::json::encode(message);
   };
   Rng rng(options.seed);
   auto next_message = [&](std::uint64_t i, std::optional<Message>& cancel) -> Message {

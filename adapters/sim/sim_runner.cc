@@ -12,9 +12,9 @@
 #include <string_view>
 #include <variant>
 
-#include "adapters/sim/json_writer.h"
 #include "adapters/sim/kafka_support.h"
 #include "events/codec.h"
+#include "events/json_writer.h"
 
 namespace ffe::participants {
 
@@ -130,7 +130,7 @@ std::optional<std::string> handle(RdKafka::Message& message, State& state, Decod
   std::optional<Reply> reply = answer(std::get<Request>(decoded), state);
   if (!reply) return std::nullopt;
   key = reply->order_id();
-  if (std::get<events::ContentType>(type) == events::ContentType::kJson) return json::encode(*reply);
+  if (std::get<events::ContentType>(type) == events::ContentType::kJson) return events::json::encode(*reply);
   return events::encode_binary(*reply);
 }
 

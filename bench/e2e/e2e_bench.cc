@@ -58,12 +58,12 @@
 #include "adapters/kafka/ingress.h"
 #include "adapters/kafka/topics.h"
 #include "adapters/serve/serve.h"
-#include "adapters/sim/json_writer.h"
 #include "adapters/sim/rng.h"
 #include "adapters/sim/sim_runner.h"
 #include "events/codec.h"
 #include "events/codec_internal.h"
 #include "events/json_text.h"
+#include "events/json_writer.h"
 #include "ffe/v1/outcomes.pb.h"
 
 namespace ffe::bench {
@@ -400,7 +400,7 @@ class Loader {
 
   template <class Message>
   std::string encode(const Message& message) {
-    return protobuf_ ? events::encode_binary(message) : participants::json::encode(message);
+    return protobuf_ ? events::encode_binary(message) : events::json::encode(message);
   }
 
   v1::OrderCommand make_order(const std::string& id) {

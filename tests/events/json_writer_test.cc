@@ -1,17 +1,18 @@
-// The simulators' fast JSON writer (adapters/sim/json_writer.h) prints exactly what
-// events::encode_json prints, byte for byte, for every message it writes: fixed edge cases
-// (defaults, absent sub-messages, empty lines, escaping, non-ASCII, unknown enum values) and
-// many random messages.
+// The fast JSON writer (events/json_writer.h) prints exactly what events::encode_json prints,
+// byte for byte, for every message it writes: fixed edge cases (defaults, absent
+// sub-messages, empty lines, escaping, non-ASCII, unknown enum values) and many random
+// messages of each type, directly and through encode_message.
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <string>
 
-#include "adapters/sim/json_writer.h"
 #include "events/codec.h"
+#include "events/json_writer.h"
 
-namespace ffe::participants {
+namespace ffe::events {
 namespace {
 
 std::string random_text(std::mt19937_64& rng, bool ascii_only) {
@@ -31,7 +32,9 @@ std::string random_text(std::mt19937_64& rng, bool ascii_only) {
 
 template <class Message>
 void expect_same(const Message& message) {
-  EXPECT_EQ(json::encode(message), events::encode_json(message)) << message.ShortDebugString();
+  const std::string expected = encode_json(message);
+  EXPECT_EQ(json::encode(message), expected) << message.ShortDebugString();
+  EXPECT_EQ(json::encode_message(message), expected) << message.ShortDebugString();
 }
 
 TEST(JsonWriter, EdgeCasesPrintLikeProtobuf) {
@@ -62,6 +65,25 @@ TEST(JsonWriter, EdgeCasesPrintLikeProtobuf) {
   p.mutable_ship_to();
   p.set_deadline_ms(std::numeric_limits<std::int64_t>::max());
   expect_same(place);
+
+  expect_same(v1::PaymentRequest());
+  expect_same(v1::ShipmentRequest());
+  expect_same(v1::OrderOutcome());
+  v1::PaymentRequest void_request;
+  void_request.mutable_void_();
+  expect_same(void_request);
+  v1::ShipmentRequest create;
+  create.mutable_create();
+  expect_same(create);
+  create.mutable_create()->mutable_ship_to();
+  create.mutable_create()->add_lines();
+  expect_same(create);
+  v1::OrderOutcome outcome;
+  outcome.set_state(static_cast<v1::OrderState>(99));
+  outcome.set_shard(std::numeric_limits<std::int32_t>::min());
+  outcome.set_revision(std::numeric_limits<std::int64_t>::max());
+  outcome.add_lines()->set_sku("\xe2\x80\xa9");
+  expect_same(outcome);
 }
 
 TEST(JsonWriter, RandomMessagesPrintLikeProtobuf) {
@@ -129,9 +151,75 @@ TEST(JsonWriter, RandomMessagesPrintLikeProtobuf) {
     shipment.set_shipment_id(random_text(rng, ascii));
     shipment.set_reason(random_text(rng, ascii));
     expect_same(shipment);
+
+    v1::PaymentRequest pay;
+    pay.set_command_id(random_text(rng, ascii));
+    pay.set_order_id(random_text(rng, ascii));
+    switch (rng() % 4) {
+      case 0:
+        pay.mutable_authorize()->set_amount_cents(static_cast<std::int64_t>(rng()));
+        pay.mutable_authorize()->set_currency(random_text(rng, ascii));
+        pay.mutable_authorize()->set_token(random_text(rng, ascii));
+        break;
+      case 1:
+        pay.mutable_void_()->set_payment_id(random_text(rng, ascii));
+        pay.mutable_void_()->set_authorize_command_id(random_text(rng, ascii));
+        break;
+      case 2:
+        pay.mutable_refund()->set_payment_id(random_text(rng, ascii));
+        pay.mutable_refund()->set_amount_cents(-static_cast<std::int64_t>(rng() % 1000));
+        break;
+      default: break;
+    }
+    expect_same(pay);
+
+    v1::ShipmentRequest ship;
+    ship.set_command_id(random_text(rng, ascii));
+    ship.set_order_id(random_text(rng, ascii));
+    switch (rng() % 3) {
+      case 0: {
+        v1::CreateShipment& c = *ship.mutable_create();
+        for (std::uint64_t l = rng() % 4; l > 0; --l) {
+          c.add_lines()->set_sku(random_text(rng, ascii));
+          c.mutable_lines()->rbegin()->set_qty(static_cast<std::int64_t>(rng() % 100));
+        }
+        if (rng() % 4) {
+          v1::Address& a = *c.mutable_ship_to();
+          a.set_name(random_text(rng, ascii));
+          a.set_line1(random_text(rng, ascii));
+          a.set_city(random_text(rng, ascii));
+          a.set_country(random_text(rng, ascii));
+          if (rng() % 2) a.set_line2(random_text(rng, ascii));
+          if (rng() % 2) a.set_postal_code(random_text(rng, ascii));
+          if (rng() % 2) a.set_region(random_text(rng, ascii));
+        }
+        break;
+      }
+      case 1:
+        ship.mutable_cancel()->set_shipment_id(random_text(rng, ascii));
+        ship.mutable_cancel()->set_create_command_id(random_text(rng, ascii));
+        break;
+      default: break;
+    }
+    expect_same(ship);
+
+    v1::OrderOutcome outcome;
+    outcome.set_order_id(random_text(rng, ascii));
+    outcome.set_state(static_cast<v1::OrderState>(rng() % 10));
+    outcome.set_reason(random_text(rng, ascii));
+    outcome.set_shard(static_cast<std::int32_t>(rng() % 4096) - 1);
+    outcome.set_revision(static_cast<std::int64_t>(rng() >> 1));
+    for (std::uint64_t l = rng() % 4; l > 0; --l) {
+      v1::ItemLine& line = *outcome.add_lines();
+      line.set_sku(random_text(rng, ascii));
+      line.set_qty(static_cast<std::int64_t>(rng() % 1000));
+    }
+    outcome.set_payment_id(random_text(rng, ascii));
+    outcome.set_shipment_id(random_text(rng, ascii));
+    expect_same(outcome);
     if (::testing::Test::HasFailure()) return;
   }
 }
 
 }  // namespace
-}  // namespace ffe::participants
+}  // namespace ffe::events

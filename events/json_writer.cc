@@ -1,11 +1,12 @@
-#include "adapters/sim/json_writer.h"
+#include "events/json_writer.h"
 
 #include <cstdint>
 #include <string_view>
 
+#include "events/codec.h"
 #include "events/json_text.h"
 
-namespace ffe::participants::json {
+namespace ffe::events::json {
 
 namespace {
 
@@ -38,6 +39,12 @@ class Writer {
     out_.push_back('"');
     out_.append(std::to_string(value));
     out_.push_back('"');
+    need_comma_ = true;
+    return *this;
+  }
+  Writer& int32(std::string_view name, std::int32_t value) {  // a number, unquoted
+    key(name);
+    out_.append(std::to_string(value));
     need_comma_ = true;
     return *this;
   }
@@ -103,6 +110,12 @@ void address(Writer& w, std::string_view name, const v1::Address& a) {
       .str("postalCode", a.postal_code())
       .str("region", a.region())
       .close();
+}
+
+void item_lines(Writer& w, const google::protobuf::RepeatedPtrField<v1::ItemLine>& lines) {
+  w.open_array("lines");
+  for (const v1::ItemLine& line : lines) w.open().str("sku", line.sku()).int64("qty", line.qty()).close();
+  w.close_array();
 }
 
 std::string finish(Writer& w) { return w.take(); }
@@ -182,4 +195,81 @@ std::string encode(const v1::ShipmentReply& reply) {
   return finish(w);
 }
 
-}  // namespace ffe::participants::json
+std::string encode(const v1::PaymentRequest& request) {
+  Writer w(192);
+  w.open().str("commandId", request.command_id()).str("orderId", request.order_id());
+  switch (request.request_case()) {
+    case v1::PaymentRequest::kAuthorize: {
+      const v1::Authorize& a = request.authorize();
+      w.open("authorize")
+          .int64("amountCents", a.amount_cents())
+          .str("currency", a.currency())
+          .str("token", a.token())
+          .close();
+      break;
+    }
+    case v1::PaymentRequest::kVoid:
+      w.open("void")
+          .str("paymentId", request.void_().payment_id())
+          .str("authorizeCommandId", request.void_().authorize_command_id())
+          .close();
+      break;
+    case v1::PaymentRequest::kRefund:
+      w.open("refund")
+          .str("paymentId", request.refund().payment_id())
+          .int64("amountCents", request.refund().amount_cents())
+          .close();
+      break;
+    case v1::PaymentRequest::REQUEST_NOT_SET: break;
+  }
+  w.close();
+  return finish(w);
+}
+
+std::string encode(const v1::ShipmentRequest& request) {
+  Writer w(384);
+  w.open().str("commandId", request.command_id()).str("orderId", request.order_id());
+  switch (request.request_case()) {
+    case v1::ShipmentRequest::kCreate:
+      w.open("create");
+      item_lines(w, request.create().lines());
+      if (request.create().has_ship_to()) address(w, "shipTo", request.create().ship_to());
+      w.close();
+      break;
+    case v1::ShipmentRequest::kCancel:
+      w.open("cancel")
+          .str("shipmentId", request.cancel().shipment_id())
+          .str("createCommandId", request.cancel().create_command_id())
+          .close();
+      break;
+    case v1::ShipmentRequest::REQUEST_NOT_SET: break;
+  }
+  w.close();
+  return finish(w);
+}
+
+std::string encode(const v1::OrderOutcome& outcome) {
+  Writer w(256);
+  w.open()
+      .str("orderId", outcome.order_id())
+      .bare("state", enum_text(outcome.state(), v1::OrderState_Name(outcome.state())))
+      .str("reason", outcome.reason())
+      .int32("shard", outcome.shard())
+      .int64("revision", outcome.revision());
+  item_lines(w, outcome.lines());
+  w.str("paymentId", outcome.payment_id()).str("shipmentId", outcome.shipment_id()).close();
+  return finish(w);
+}
+
+std::string encode_message(const google::protobuf::Message& message) {
+  if (const auto* m = dynamic_cast<const v1::PaymentRequest*>(&message)) return encode(*m);
+  if (const auto* m = dynamic_cast<const v1::ShipmentRequest*>(&message)) return encode(*m);
+  if (const auto* m = dynamic_cast<const v1::OrderOutcome*>(&message)) return encode(*m);
+  if (const auto* m = dynamic_cast<const v1::PaymentReply*>(&message)) return encode(*m);
+  if (const auto* m = dynamic_cast<const v1::ShipmentReply*>(&message)) return encode(*m);
+  if (const auto* m = dynamic_cast<const v1::OrderCommand*>(&message)) return encode(*m);
+  if (const auto* m = dynamic_cast<const v1::InventoryCommand*>(&message)) return encode(*m);
+  return encode_json(message);
+}
+
+}  // namespace ffe::events::json
