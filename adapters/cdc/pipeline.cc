@@ -2,9 +2,13 @@
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -240,6 +244,12 @@ void CdcPipeline::record_error(ShardState* state, const std::string& message) {
 
 void CdcPipeline::run() {
   pthread_setname_np(pthread_self(), "ffe-cdc");  // for top -H and perf
+  if (options_.nice != 0) {
+    // Lowering a thread's own priority needs no privilege; a failure only costs latency.
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice) != 0) {
+      spdlog::debug("cdc: cannot set the thread's nice value to {}: {}", options_.nice, std::strerror(errno));
+    }
+  }
   auto last_cursor_store = std::chrono::steady_clock::now();
   std::chrono::milliseconds backoff{0};
   bool checkpoints_known = false;

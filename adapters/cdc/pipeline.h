@@ -76,6 +76,10 @@ struct PipelineOptions {
   std::chrono::milliseconds backoff_max{5'000};
   // How often a moving checkpoint is stored as the journal cursor (and always at stop()).
   std::chrono::milliseconds cursor_interval{200};
+  // The CDC thread's nice value (Linux: per thread). CDC is off the saga's path (the
+  // analytics tables may lag, orders may not), so by default it yields the cores to the
+  // engine when they are short; 0 keeps the process's priority.
+  int nice = 10;
   // Entities per backfill call (one transaction each).
   std::size_t backfill_page_entities = 512;
   // Wall clock in ms since the epoch, for lag_seconds (tests may substitute their own).
