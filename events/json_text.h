@@ -7,7 +7,7 @@
 // controls, invisible formatting characters such as U+00AD, U+200B-U+200F, U+2028-U+202E,
 // U+FEFF, and the tag characters) as \uXXXX, above U+FFFF as a surrogate pair; everything
 // else, UTF-8 included, as is. Text that is not well-formed UTF-8 is copied byte for byte.
-// Used by the simulators' JSON writer (adapters/sim), the simulation's report (sagas/),
+// Used by the JSON writer (events/json_writer.h), the simulation's report (sagas/),
 // `ffe drift`'s line and the benchmarks' result objects (bench/). The log's writer
 // (adapters/log) is not one of them: it also repairs invalid UTF-8.
 
@@ -28,10 +28,9 @@ inline bool protobuf_escapes(char32_t cp) {
          (cp >= 0xe0020 && cp <= 0xe007f);
 }
 
-// Appends `text` to `out` as a quoted JSON string. Returns whether `text` was all ASCII.
-inline bool append_string(std::string& out, std::string_view text) {
+// Appends `text` to `out` as a quoted JSON string.
+inline void append_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
-  bool ascii = true;
   out.push_back('"');
   auto unit = [&](char32_t u) {
     out.append("\\u");
@@ -41,15 +40,13 @@ inline bool append_string(std::string& out, std::string_view text) {
     const char c = text[at];
     const auto byte = static_cast<unsigned char>(c);
     if (byte >= 0x80) {
-      ascii = false;
-      const std::size_t length = utf8::char_length(text, at);
+      char32_t cp = 0;
+      const std::size_t length = utf8::decode(text, at, cp);
       if (length == 0) {  // not well-formed: as is
         out.push_back(c);
         ++at;
         continue;
       }
-      char32_t cp = byte & (0x3fu >> (length - 1));
-      for (std::size_t k = 1; k < length; ++k) cp = (cp << 6) | (static_cast<unsigned char>(text[at + k]) & 0x3f);
       if (!protobuf_escapes(cp)) {
         out.append(text.substr(at, length));
       } else if (cp < 0x10000) {
@@ -79,7 +76,6 @@ inline bool append_string(std::string& out, std::string_view text) {
     }
   }
   out.push_back('"');
-  return ascii;
 }
 
 // The same as a new string.

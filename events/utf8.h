@@ -11,9 +11,13 @@ namespace ffe::events::utf8 {
 
 // Length of the well-formed character starting at text[at] (1 for ASCII), or 0 if none
 // starts there: no overlong forms, no surrogates, nothing above U+10FFFF, no truncation.
-inline std::size_t char_length(std::string_view text, std::size_t at) {
+// Its code point goes to `code_point_out` (unchanged when 0 is returned).
+inline std::size_t decode(std::string_view text, std::size_t at, char32_t& code_point_out) {
   const auto lead = static_cast<unsigned char>(text[at]);
-  if (lead < 0x80) return 1;
+  if (lead < 0x80) {
+    code_point_out = lead;
+    return 1;
+  }
   std::size_t length = 0;
   char32_t min = 0;
   if (lead >= 0xc2 && lead <= 0xdf) {
@@ -34,7 +38,14 @@ inline std::size_t char_length(std::string_view text, std::size_t at) {
   }
   if (code_point < min || code_point > 0x10ffff) return 0;
   if (code_point >= 0xd800 && code_point <= 0xdfff) return 0;
+  code_point_out = code_point;
   return length;
+}
+
+// The same, for when only the length matters.
+inline std::size_t char_length(std::string_view text, std::size_t at) {
+  char32_t code_point = 0;
+  return decode(text, at, code_point);
 }
 
 // Byte offset of the first character of `text` that is not well-formed UTF-8, or

@@ -51,16 +51,14 @@ TEST(JsonText, EveryCodePointIsWrittenAsProtobufWritesIt) {
   EXPECT_EQ(json::quoted("\xf3\xa0\x80\x81"), "\"\\udb40\\udc01\"");
 }
 
-TEST(JsonText, Utf8PassesThroughAndIsReported) {
+TEST(JsonText, Utf8PassesThrough) {
   const std::string text = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa6 \"<x>\"\n";
   std::string out = "[";
-  EXPECT_FALSE(json::append_string(out, text));
+  json::append_string(out, text);
   EXPECT_EQ(out, "[" + protobuf_quoted(text));
   EXPECT_EQ(nlohmann::json::parse(out + "]")[0].get<std::string>(), text);
 
-  std::string ascii_out;
-  EXPECT_TRUE(json::append_string(ascii_out, "plain ascii"));
-  EXPECT_EQ(ascii_out, "\"plain ascii\"");
+  EXPECT_EQ(json::quoted("plain ascii"), "\"plain ascii\"");
   EXPECT_EQ(json::quoted(""), "\"\"");
 }
 
