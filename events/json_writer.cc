@@ -118,8 +118,6 @@ void item_lines(Writer& w, const google::protobuf::RepeatedPtrField<v1::ItemLine
   w.close_array();
 }
 
-std::string finish(Writer& w) { return w.take(); }
-
 }  // namespace
 
 std::string encode(const v1::OrderCommand& command) {
@@ -149,7 +147,7 @@ std::string encode(const v1::OrderCommand& command) {
         .close();
   }
   w.close();
-  return finish(w);
+  return w.take();
 }
 
 std::string encode(const v1::InventoryCommand& command) {
@@ -168,7 +166,7 @@ std::string encode(const v1::InventoryCommand& command) {
         .close();
   }
   w.close();
-  return finish(w);
+  return w.take();
 }
 
 std::string encode(const v1::PaymentReply& reply) {
@@ -180,7 +178,7 @@ std::string encode(const v1::PaymentReply& reply) {
       .str("paymentId", reply.payment_id())
       .str("reason", reply.reason())
       .close();
-  return finish(w);
+  return w.take();
 }
 
 std::string encode(const v1::ShipmentReply& reply) {
@@ -192,7 +190,7 @@ std::string encode(const v1::ShipmentReply& reply) {
       .str("shipmentId", reply.shipment_id())
       .str("reason", reply.reason())
       .close();
-  return finish(w);
+  return w.take();
 }
 
 std::string encode(const v1::PaymentRequest& request) {
@@ -223,7 +221,7 @@ std::string encode(const v1::PaymentRequest& request) {
     case v1::PaymentRequest::REQUEST_NOT_SET: break;
   }
   w.close();
-  return finish(w);
+  return w.take();
 }
 
 std::string encode(const v1::ShipmentRequest& request) {
@@ -245,7 +243,7 @@ std::string encode(const v1::ShipmentRequest& request) {
     case v1::ShipmentRequest::REQUEST_NOT_SET: break;
   }
   w.close();
-  return finish(w);
+  return w.take();
 }
 
 std::string encode(const v1::OrderOutcome& outcome) {
@@ -258,7 +256,7 @@ std::string encode(const v1::OrderOutcome& outcome) {
       .int64("revision", outcome.revision());
   item_lines(w, outcome.lines());
   w.str("paymentId", outcome.payment_id()).str("shipmentId", outcome.shipment_id()).close();
-  return finish(w);
+  return w.take();
 }
 
 std::string encode_message(const google::protobuf::Message& message) {

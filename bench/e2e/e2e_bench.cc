@@ -373,11 +373,11 @@ class Loader {
     return send(inventory_topic_, receipt.sku(), encode(command));
   }
 
-  // Places order `id` (drawn from the seeded generator); `stamp` is set to the clock just
-  // before produce().
   // The encoded size of the next order the generator would make (the generator moves on).
   std::size_t order_bytes(const std::string& id) { return encode(make_order(id)).size() + id.size(); }
 
+  // Places order `id` (drawn from the seeded generator); `stamp` is set to the clock just
+  // before produce().
   bool send_order(const std::string& id, std::atomic<std::int64_t>* stamp) {
     v1::OrderCommand command = make_order(id);
     return send(orders_topic_, id, encode(command), stamp);

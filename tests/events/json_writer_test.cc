@@ -30,6 +30,17 @@ std::string random_text(std::mt19937_64& rng, bool ascii_only) {
   return text;
 }
 
+// The required fields always; the optional ones always or at random (left at their default).
+void fill_address(v1::Address& a, std::mt19937_64& rng, bool ascii, bool every_field) {
+  a.set_name(random_text(rng, ascii));
+  a.set_line1(random_text(rng, ascii));
+  a.set_city(random_text(rng, ascii));
+  a.set_country(random_text(rng, ascii));
+  if (every_field || rng() % 2) a.set_line2(random_text(rng, ascii));
+  if (every_field || rng() % 2) a.set_postal_code(random_text(rng, ascii));
+  if (every_field || rng() % 2) a.set_region(random_text(rng, ascii));
+}
+
 template <class Message>
 void expect_same(const Message& message) {
   const std::string expected = encode_json(message);
@@ -109,14 +120,7 @@ TEST(JsonWriter, RandomMessagesPrintLikeProtobuf) {
         p.mutable_payment()->set_token(random_text(rng, ascii));
       }
       if (rng() % 4) {
-        v1::Address& a = *p.mutable_ship_to();
-        a.set_name(random_text(rng, ascii));
-        a.set_line1(random_text(rng, ascii));
-        a.set_city(random_text(rng, ascii));
-        a.set_country(random_text(rng, ascii));
-        a.set_line2(random_text(rng, ascii));
-        a.set_postal_code(random_text(rng, ascii));
-        a.set_region(random_text(rng, ascii));
+        fill_address(*p.mutable_ship_to(), rng, ascii, /*every_field=*/true);
       }
       p.set_deadline_ms(static_cast<std::int64_t>(rng() % 100000));
       p.set_currency(random_text(rng, ascii));
@@ -184,14 +188,7 @@ TEST(JsonWriter, RandomMessagesPrintLikeProtobuf) {
           c.mutable_lines()->rbegin()->set_qty(static_cast<std::int64_t>(rng() % 100));
         }
         if (rng() % 4) {
-          v1::Address& a = *c.mutable_ship_to();
-          a.set_name(random_text(rng, ascii));
-          a.set_line1(random_text(rng, ascii));
-          a.set_city(random_text(rng, ascii));
-          a.set_country(random_text(rng, ascii));
-          if (rng() % 2) a.set_line2(random_text(rng, ascii));
-          if (rng() % 2) a.set_postal_code(random_text(rng, ascii));
-          if (rng() % 2) a.set_region(random_text(rng, ascii));
+          fill_address(*c.mutable_ship_to(), rng, ascii, /*every_field=*/false);
         }
         break;
       }
