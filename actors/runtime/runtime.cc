@@ -1192,6 +1192,8 @@ Status Runtime::Impl::start() {
                                   ? options_.scheduler_threads
                                   : std::max(1u, std::thread::hardware_concurrency());
   config_->set("scheduler.max-threads", threads);
+  config_->set("work-stealing.aggressive-poll-attempts", options_.worker_spins);
+  config_->set("work-stealing.moderate-poll-attempts", options_.worker_naps);
   system_ = std::make_unique<caf::actor_system>(*config_);
   for (std::uint32_t i = 0; i < shards_; ++i) routers_.push_back(system_->spawn(router_actor, this, ShardId{i}));
   actors_running_.store(true, std::memory_order_release);

@@ -974,11 +974,11 @@ bool Bench::setup() {
   serve_options.wire = options_.protobuf ? kafka::Wire::kProtobuf : kafka::Wire::kJson;
   serve_options.out = nullptr;
   if (options_.max_open_orders) serve_options.max_open_orders = *options_.max_open_orders;
-  if (options_.scheduler_threads > 0) {
-    serve_options.tune_runtime = [threads = options_.scheduler_threads](runtime::Options& runtime) {
-      runtime.scheduler_threads = threads;
-    };
-  }
+  serve_options.tune_runtime = [this](runtime::Options& runtime) {
+    if (options_.scheduler_threads > 0) runtime.scheduler_threads = options_.scheduler_threads;
+    if (options_.worker_spins) runtime.worker_spins = *options_.worker_spins;
+    if (options_.worker_naps) runtime.worker_naps = *options_.worker_naps;
+  };
   auto server = serve::Server::start(serve_options);
   if (!server) return fail("cannot start the engine: " + server.status().to_string());
   server_ = std::move(*server);

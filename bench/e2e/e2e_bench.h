@@ -37,6 +37,8 @@ struct E2eBenchOptions {
   std::uint64_t ceiling_messages = 200'000;  // the raw broker run; 0: skip it
   std::uint64_t warmup_orders = 200;  // placed and completed before timing (not counted)
   std::size_t scheduler_threads = 0;  // CAF scheduler threads of the engine; 0: its default (one per core)
+  std::optional<std::size_t> worker_spins;  // runtime::Options::worker_spins; unset: its default
+  std::optional<std::size_t> worker_naps;   // runtime::Options::worker_naps; unset: its default
   std::optional<std::size_t> max_open_orders;  // the engine's admission bound; unset: ffe serve's default
   bool thread_cpu = false;            // also print CPU seconds per thread on stderr
   bool progress = true;               // a progress line on stderr, only if it is a terminal

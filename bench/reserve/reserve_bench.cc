@@ -295,6 +295,8 @@ std::unique_ptr<runtime::Runtime> open_runtime(const ReserveBenchOptions& option
   ro.scheduler_threads = options.scheduler_threads;
   if (options.max_live > 0) ro.max_live_entities = options.max_live;
   ro.commit_wait = std::chrono::microseconds(options.commit_wait_us);
+  if (options.worker_spins) ro.worker_spins = *options.worker_spins;
+  if (options.worker_naps) ro.worker_naps = *options.worker_naps;
   // The window, not the runtime's credit, bounds what is in flight.
   ro.max_in_flight = std::max({ro.max_in_flight, options.concurrency, kSetupWindow});
   auto opened = runtime::Runtime::open(std::move(ro));

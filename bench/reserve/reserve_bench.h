@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace ffe::bench {
@@ -30,6 +31,8 @@ struct ReserveBenchOptions {
   std::size_t scheduler_threads = 0; // 0: the runtime's default (one per core)
   std::size_t max_live = 0;          // max_live_entities per shard; 0: the runtime's default
   std::uint32_t commit_wait_us = 0;  // the journal's commit_wait (linger for a fuller batch)
+  std::optional<std::size_t> worker_spins;  // runtime::Options::worker_spins; unset: its default
+  std::optional<std::size_t> worker_naps;   // runtime::Options::worker_naps; unset: its default
   std::uint64_t entities_touched = 0;  // > 0: the memory mode instead of reservations
   bool progress = true;              // a progress line on stderr, only if it is a terminal
 };
