@@ -128,8 +128,8 @@ struct StockReplyWork {
 struct RecoverWork {};  // an open order found at open(): resend, re-arm
 struct TimerWork {
   enum class What { kExpire, kRetry } what;
-  std::uint64_t generation;
-  int attempt = 1;
+  std::uint64_t token;  // stale unless it is the order's pending timer of its kind
+  std::int64_t at;      // kExpire: the step deadline it was armed for; kRetry: when it is due
 };
 struct PassivateWork {};
 
@@ -226,7 +226,7 @@ class Runtime::Impl {
   // stats
   std::atomic<std::uint64_t> commands_{0}, rejected_{0}, live_{0}, spawned_{0}, restored_{0},
       passivated_{0}, failures_{0}, late_replies_{0}, unexpected_releases_{0}, expired_{0},
-      retries_{0}, recovered_{0}, submit_waits_{0};
+      retries_{0}, recovered_{0}, submit_waits_{0}, timers_armed_{0};
 };
 
 // ---- entity actors ----------------------------------------------------------------------------
@@ -465,7 +465,16 @@ struct OrderActorState : EntityBase {
   order::State state;
   bool restore_failed = false;
   bool open_indexed = false;  // "open/<id>" is in the journal's index
-  std::uint64_t generation = 0;
+  // Timers: at most one deadline timer and one retry timer pending. An event that moves a due
+  // time later arms nothing; the pending timer, when it fires, waits again for what is left
+  // (update_timers). Tokens make every other timer stale.
+  std::uint64_t timer_tokens = 0;     // tokens handed out
+  std::uint64_t expire_token = 0;     // the pending deadline timer's; 0: none
+  std::int64_t expire_armed_for = 0;  // the step deadline it was armed for
+  std::uint64_t retry_token = 0;      // the pending retry timer's; 0: none
+  std::int64_t retry_armed_for = 0;   // when it fires
+  std::int64_t retry_due_at = 0;      // when the outstanding requests are due again; 0: none
+  int retry_attempt = 1;
   // The saga step in progress and when it started, for Observer::saga_step_finished (in
   // memory only: a step that began before a restart or a passivation is not timed).
   v1::SagaStep timed_step = v1::SAGA_STEP_UNSPECIFIED;
@@ -514,7 +523,7 @@ storage::OutboxMessage to_outbox(const Impl* rt, ShardId shard, const saga::Outb
   return message;
 }
 
-void arm_timers(OrderActor* self, int retry_attempt);
+void update_timers(OrderActor* self, bool fresh);
 
 // Sends what the order waits on again: StockCommands straight to the SKUs, requests to the
 // participants through the outbox (a no-op commit), so they leave only in order and durably.
@@ -667,29 +676,52 @@ void order_apply(OrderActor* self, order::Command command, AckFn done, std::opti
     s.restore_failed = true;
     return;
   }
-  if (!decision.events.empty()) arm_timers(self, 1);
+  if (!decision.events.empty()) update_timers(self, /*fresh=*/false);
 }
 
-// Arms the step's deadline and the retry of its outstanding requests; an older generation's
-// timers find a newer generation and do nothing.
-void arm_timers(OrderActor* self, int retry_attempt) {
+void arm_timer(OrderActor* self, TimerWork::What what, std::int64_t at, std::int64_t delay_ms) {
   auto& s = self->state;
-  const std::uint64_t generation = ++s.generation;
-  if (!s.state.exists() || s.state.terminal()) return;
-  const std::int64_t now = s.rt->now_ms();
-  auto make = [&](TimerWork::What what, int attempt) {
-    auto item = std::make_shared<Item>();
-    item->entity_id = s.id;
-    item->work = TimerWork{what, generation, attempt};
-    return Mail{std::move(item)};
-  };
-  if (s.state.step_deadline_at_ms > 0) {
-    const std::int64_t delay = std::max<std::int64_t>(0, s.state.step_deadline_at_ms - now);
-    self->delayed_send(self, std::chrono::milliseconds(delay + 1), make(TimerWork::What::kExpire, 0));
+  const std::uint64_t token = ++s.timer_tokens;
+  s.rt->timers_armed_.fetch_add(1, std::memory_order_relaxed);
+  if (what == TimerWork::What::kExpire) {
+    s.expire_token = token;
+    s.expire_armed_for = at;
+  } else {
+    s.retry_token = token;
+    s.retry_armed_for = at;
   }
-  if (!saga::outstanding(s.state).empty()) {
-    const std::int64_t delay = saga::retry_delay_ms(s.rt->options_.retry, retry_attempt);
-    self->delayed_send(self, std::chrono::milliseconds(delay), make(TimerWork::What::kRetry, retry_attempt));
+  auto item = std::make_shared<Item>();
+  item->entity_id = s.id;
+  item->work = TimerWork{what, token, at};
+  self->delayed_send(self, std::chrono::milliseconds(std::max<std::int64_t>(0, delay_ms)), Mail{std::move(item)});
+}
+
+// After an event (or a restore: `fresh` makes every pending timer stale): the step's deadline
+// fires at step_deadline_at_ms, the outstanding requests are resent a retry delay after the
+// latest event. A timer is armed only when none of its kind is pending or the new due time is
+// earlier than the pending one's; CAF's clock thread wakes for every timer armed, and an
+// order's events move both due times later several times a second.
+void update_timers(OrderActor* self, bool fresh) {
+  auto& s = self->state;
+  if (fresh) s.expire_token = s.retry_token = 0;
+  if (!s.state.exists() || s.state.terminal()) {
+    s.retry_due_at = 0;  // pending timers find the order terminal
+    return;
+  }
+  const std::int64_t now = s.rt->now_ms();
+  const std::int64_t deadline = s.state.step_deadline_at_ms;
+  if (deadline > 0 && (s.expire_token == 0 || s.expire_armed_for > deadline)) {
+    arm_timer(self, TimerWork::What::kExpire, deadline, deadline - now + 1);
+  }
+  if (saga::outstanding(s.state).empty()) {
+    s.retry_due_at = 0;
+    return;
+  }
+  s.retry_attempt = 1;
+  const std::int64_t delay = saga::retry_delay_ms(s.rt->options_.retry, s.retry_attempt);
+  s.retry_due_at = now + delay;
+  if (s.retry_token == 0 || s.retry_armed_for > s.retry_due_at) {
+    arm_timer(self, TimerWork::What::kRetry, s.retry_due_at, delay);
   }
 }
 
@@ -707,7 +739,7 @@ void order_handle(OrderActor* self, Item& item) {
         } else if constexpr (std::is_same_v<T, RecoverWork>) {
           if (s.state.exists() && !s.state.terminal()) {
             resend_outstanding(self, /*include_internal=*/true);
-            arm_timers(self, 1);
+            update_timers(self, /*fresh=*/true);
             // An overdue deadline fires now (decide() compares it with the clock).
             order_apply(self, order::Expire{}, nullptr, std::nullopt, false);
           } else {
@@ -724,19 +756,36 @@ void order_handle(OrderActor* self, Item& item) {
           }
           if (item.counted) s.rt->work_done();
         } else if constexpr (std::is_same_v<T, TimerWork>) {
-          if (work.generation != s.generation || !s.state.exists() || s.state.terminal()) return;
+          // Due times move by differences of the order's own times, never by the clock
+          // now: a frozen test clock must not make a timer re-arm itself forever.
           if (work.what == TimerWork::What::kExpire) {
-            order_apply(self, order::Expire{}, nullptr, std::nullopt, false);
+            if (work.token != s.expire_token) return;
+            s.expire_token = 0;
+            if (!s.state.exists() || s.state.terminal()) return;
+            const std::int64_t deadline = s.state.step_deadline_at_ms;
+            if (deadline > work.at) {  // a later step: wait for what is left
+              arm_timer(self, TimerWork::What::kExpire, deadline, deadline - work.at);
+            } else if (deadline > 0) {
+              order_apply(self, order::Expire{}, nullptr, std::nullopt, false);
+              // Not due yet by the runtime's clock (CAF's timers run on another one): again then.
+              const std::int64_t still = s.state.step_deadline_at_ms;
+              if (s.expire_token == 0 && s.state.exists() && !s.state.terminal() && still > 0) {
+                arm_timer(self, TimerWork::What::kExpire, still, still - s.rt->now_ms() + 1);
+              }
+            }
           } else {
-            resend_outstanding(self, /*include_internal=*/work.attempt >= kInternalResendAttempt);
-            const std::uint64_t generation = s.generation;
-            // Keep the deadline timer of this generation: re-arm only the retry.
-            auto next = std::make_shared<Item>();
-            next->entity_id = s.id;
-            next->work = TimerWork{TimerWork::What::kRetry, generation, work.attempt + 1};
-            self->delayed_send(self,
-                               std::chrono::milliseconds(saga::retry_delay_ms(s.rt->options_.retry, work.attempt + 1)),
-                               Mail{std::move(next)});
+            if (work.token != s.retry_token) return;
+            s.retry_token = 0;
+            if (!s.state.exists() || s.state.terminal() || s.retry_due_at == 0) return;
+            if (s.retry_due_at > work.at) {  // events since: wait for what is left
+              arm_timer(self, TimerWork::What::kRetry, s.retry_due_at, s.retry_due_at - work.at);
+              return;
+            }
+            resend_outstanding(self, /*include_internal=*/s.retry_attempt >= kInternalResendAttempt);
+            ++s.retry_attempt;
+            const std::int64_t delay = saga::retry_delay_ms(s.rt->options_.retry, s.retry_attempt);
+            s.retry_due_at = work.at + delay;
+            arm_timer(self, TimerWork::What::kRetry, s.retry_due_at, delay);
           }
         } else if constexpr (std::is_same_v<T, InventoryWork>) {
           FFE_ASSERT(false, "an order actor got a message for a SKU");
@@ -786,7 +835,7 @@ caf::behavior order_actor(OrderActor* self, Impl* rt, ShardId shard, std::string
           if (item.counted) s.rt->work_done();
           wait_for_queued_commits(s.rt, s.shard);
           order_restore(self);
-          arm_timers(self, 1);
+          update_timers(self, /*fresh=*/true);
         }
       },
   };
@@ -1400,6 +1449,7 @@ Stats Runtime::stats() const {
   stats.unexpected_releases = i.unexpected_releases_.load();
   stats.expired = i.expired_.load();
   stats.retries = i.retries_.load();
+  stats.timers_armed = i.timers_armed_.load();
   stats.open_orders_recovered = i.recovered_.load();
   {
     std::lock_guard lock(impl_->credit_mu_);

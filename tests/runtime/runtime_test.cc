@@ -313,6 +313,23 @@ TEST_F(RuntimeTest, HappyPathFulfillsAndTerminalIsAbsorbing) {
   EXPECT_EQ(participants_.outcome_messages(), 1u);
 }
 
+TEST_F(RuntimeTest, AnOrderArmsOneDeadlineTimerAndOneRetryTimerNotTwoPerEvent) {
+  // Every event of an order moves its step deadline and its retry time; the timers pending
+  // wait again for what is left instead of new ones being armed (CAF's clock thread wakes for
+  // each). Participants that answer at once: each order ends FULFILLED within milliseconds,
+  // after six or more events, with its first two timers still pending.
+  stock("sku-t", 100);
+  constexpr int kOrders = 20;
+  const std::uint64_t before = runtime_->stats().timers_armed;
+  for (int i = 0; i < kOrders; ++i) {
+    const std::string id = "ot-" + std::to_string(i);
+    EXPECT_EQ(place_and_wait(testing::place_order(id, {{"sku-t", 1}})).state(), v1::FULFILLED) << id;
+  }
+  const std::uint64_t armed = runtime_->stats().timers_armed - before;
+  EXPECT_GE(armed, 2u * kOrders) << "each order arms its deadline and its retry";
+  EXPECT_LE(armed, 2u * kOrders) << "timers armed again for every event";
+}
+
 TEST_F(RuntimeTest, OrderAskingMoreThanAvailableEndsRejectedHoldingNothing) {
   stock("sku-a", 5);
   stock("sku-b", 2);
