@@ -148,11 +148,12 @@ struct Options {
   std::size_t scheduler_threads = 0;
   // How an idle CAF worker waits for work: it polls its queue `worker_spins` times (stealing
   // from the other workers now and then), then `worker_naps` times 50 us apart, then sleeps
-  // on a condition variable until work is enqueued. The defaults are CAF's own. Without naps
-  // the workers spend about a third less CPU at 1,000 orders/s, but the engine saturated
-  // completes fewer orders (docs/runtime-bench.md, "Idle workers").
+  // on a condition variable until work is enqueued. CAF's own defaults are 100 and 500 (25 ms
+  // of naps, each two context switches). Without naps the saturated engine completes fewer
+  // orders (the enqueuers must wake sleeping workers); 20 naps (1 ms) kept its throughput and
+  // cost less CPU and latency at 1,000 orders/s (docs/runtime-bench.md, "Idle workers").
   std::size_t worker_spins = 100;
-  std::size_t worker_naps = 500;
+  std::size_t worker_naps = 20;
   order::Policy order_policy;
   // Resend of a step's outstanding requests to participants. Kafka round trips under a
   // burst take hundreds of milliseconds, so the first resend waits a second (the saga's pure

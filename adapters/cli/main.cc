@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
   reserve->add_option("--worker-spins", bench_reserve.worker_spins,
                       "Polls of an idle CAF worker before it naps (default 100, CAF's own)");
   reserve->add_option("--worker-naps", bench_reserve.worker_naps,
-                      "Then polls 50 us apart before it sleeps until work comes (default 500, CAF's own)");
+                      "Then polls 50 us apart before it sleeps until work comes (default 20; CAF's own 500)");
   reserve->add_option("--max-live", bench_reserve.max_live,
                       "max_live_entities per shard (0: the runtime's default)")
       ->capture_default_str();
@@ -323,7 +323,7 @@ int main(int argc, char** argv) {
   e2e->add_option("--worker-spins", bench_e2e.worker_spins,
                   "Polls of an idle CAF worker of the engine before it naps (default 100, CAF's own)");
   e2e->add_option("--worker-naps", bench_e2e.worker_naps,
-                  "Then polls 50 us apart before it sleeps until work comes (default 500, CAF's own)");
+                  "Then polls 50 us apart before it sleeps until work comes (default 20; CAF's own 500)");
   e2e->add_option("--max-open-orders", bench_e2e.max_open_orders,
                   "The engine's admission bound on open orders (default: ffe serve's, 2048; 0: unbounded)");
   e2e->add_flag("--thread-cpu", bench_e2e.thread_cpu, "Also print CPU seconds per thread on stderr");
