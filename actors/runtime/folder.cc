@@ -51,22 +51,38 @@ Event parse_event(std::string_view key, std::string_view bytes) {
 
 }  // namespace
 
+sku::State decode_sku(std::string_view entity_key, std::string_view state_bytes) {
+  return sku::from_snapshot(parse_snapshot<v1::SkuSnapshot>(entity_key, state_bytes));
+}
+
+order::State decode_order(std::string_view entity_key, std::string_view state_bytes) {
+  return order::from_snapshot(parse_snapshot<v1::OrderSnapshot>(entity_key, state_bytes));
+}
+
+void fold_events(sku::State& state, std::string_view entity_key, std::span<const std::string_view> events) {
+  FFE_ASSERT(entity_key.starts_with(kSkuPrefix), ("not a SKU: " + std::string(entity_key)).c_str());
+  const std::string_view id = entity_key.substr(kSkuPrefix.size());
+  for (std::string_view bytes : events) sku::evolve(state, id, parse_event<v1::SkuEvent>(entity_key, bytes));
+}
+
+void fold_events(order::State& state, std::string_view entity_key, std::span<const std::string_view> events) {
+  FFE_ASSERT(entity_key.starts_with(kOrderPrefix), ("not an order: " + std::string(entity_key)).c_str());
+  for (std::string_view bytes : events) order::evolve(state, parse_event<v1::OrderEvent>(entity_key, bytes));
+}
+
 std::string DomainFolder::fold(std::string_view entity_key, std::optional<std::string_view> snapshot,
                                std::span<const std::string_view> events) {
   if (entity_key.starts_with(kSkuPrefix)) {
-    const std::string_view id = entity_key.substr(kSkuPrefix.size());
     sku::State state;
-    if (snapshot) state = sku::from_snapshot(parse_snapshot<v1::SkuSnapshot>(entity_key, *snapshot));
-    for (std::string_view bytes : events) sku::evolve(state, id, parse_event<v1::SkuEvent>(entity_key, bytes));
-    v1::SkuSnapshot out = sku::to_snapshot(state);
-    return deterministic_bytes(out);
+    if (snapshot) state = decode_sku(entity_key, *snapshot);
+    fold_events(state, entity_key, events);
+    return deterministic_bytes(sku::to_snapshot(state));
   }
   if (entity_key.starts_with(kOrderPrefix)) {
     order::State state;
-    if (snapshot) state = order::from_snapshot(parse_snapshot<v1::OrderSnapshot>(entity_key, *snapshot));
-    for (std::string_view bytes : events) order::evolve(state, parse_event<v1::OrderEvent>(entity_key, bytes));
-    v1::OrderSnapshot out = order::to_snapshot(state);
-    return deterministic_bytes(out);
+    if (snapshot) state = decode_order(entity_key, *snapshot);
+    fold_events(state, entity_key, events);
+    return deterministic_bytes(order::to_snapshot(state));
   }
   FFE_ASSERT(false, ("an entity key ffe does not know: " + std::string(entity_key)).c_str());
   return {};

@@ -15,6 +15,8 @@
 
 #include <google/protobuf/message_lite.h>
 
+#include "actors/order/order.h"
+#include "actors/sku/sku.h"
 #include "storage/journal.h"
 
 namespace ffe::runtime {
@@ -29,5 +31,14 @@ class DomainFolder final : public storage::StateFolder {
 
 // Deterministic binary serialization of a protobuf message (the canonical state bytes).
 std::string deterministic_bytes(const google::protobuf::MessageLite& message);
+
+// The same fold, on decoded states, for a reader that keeps an entity's state from one batch
+// of events to the next (CDC): decode the state bytes once, then apply each batch's events,
+// without encoding and decoding the whole state again for every batch. fold() is
+// state_bytes(fold_events(decode(snapshot), events)). Bad bytes abort as in fold().
+sku::State decode_sku(std::string_view entity_key, std::string_view state_bytes);
+order::State decode_order(std::string_view entity_key, std::string_view state_bytes);
+void fold_events(sku::State& state, std::string_view entity_key, std::span<const std::string_view> events);
+void fold_events(order::State& state, std::string_view entity_key, std::span<const std::string_view> events);
 
 }  // namespace ffe::runtime

@@ -40,16 +40,18 @@ struct CdcPipeline::ShardState {
   bool envelopes_published = false;
   std::chrono::steady_clock::time_point retry_at{};
   std::chrono::milliseconds backoff{0};
+  // When the next batch may be read (PipelineOptions::batch_linger after one not full).
+  std::chrono::steady_clock::time_point next_batch_at{};
   // Entity states as of `cache_revision` (the end of the last batch built), kept up to date
   // from the events the watch delivers, so building a batch folds each changed entity's new
   // events onto its cached state instead of reading it back from the journal (a Journal::get
-  // reads the entity's latest snapshot and every log record after it). Two generations, each
-  // at most kCachedEntities: an approximate LRU. Cleared whenever the batch about to be built
-  // does not start at cache_revision (a re-read after an error, a new checkpoint).
-  // When the next batch may be read (PipelineOptions::batch_linger after one not full).
-  std::chrono::steady_clock::time_point next_batch_at{};
+  // reads the entity's latest snapshot and every log record after it). Kept decoded: a
+  // SKU's state holds up to thousands of closed reservations, which encoding and decoding
+  // again for every batch would cost. Two generations, each at most kCachedEntities: an
+  // approximate LRU. Cleared whenever the batch about to be built does not start at
+  // cache_revision (a re-read after an error, a new checkpoint).
   Revision cache_revision = 0;
-  std::unordered_map<std::string, storage::EntityState> cache, cache_old;
+  std::unordered_map<std::string, CachedEntity> cache, cache_old;
   // Published.
   bool confirmed = false;  // checkpoint read from the sink and any backfill done
   std::int64_t oldest_unapplied_ms = 0;  // 0: none known
@@ -85,23 +87,39 @@ Revision last_revision_of(const std::vector<storage::LogRecord>& records, std::s
 
 }  // namespace
 
-std::optional<storage::EntityState> CdcPipeline::cache_take(ShardState& state, const std::string& key) {
+std::optional<CachedEntity> CdcPipeline::cache_take(ShardState& state, const std::string& key) {
   auto found = state.cache.find(key);
   if (found != state.cache.end()) return std::move(found->second);
   found = state.cache_old.find(key);
   if (found == state.cache_old.end()) return std::nullopt;
-  std::optional<storage::EntityState> entity = std::move(found->second);
+  std::optional<CachedEntity> entity = std::move(found->second);
   state.cache_old.erase(found);
   return entity;
 }
 
-void CdcPipeline::cache_put(ShardState& state, const std::string& key, const storage::EntityState& entity) {
+void CdcPipeline::cache_put(ShardState& state, const std::string& key, CachedEntity entity) {
   if (state.cache.size() >= kCachedEntities && !state.cache.contains(key)) {
     state.cache_old = std::move(state.cache);
     state.cache.clear();
   }
-  state.cache[key] = entity;
+  state.cache.insert_or_assign(key, std::move(entity));
 }
+
+namespace {
+
+// An entity's state bytes (as Journal::get returns them), decoded.
+CachedEntity decode_entity(const std::string& key, const storage::EntityState& entity) {
+  CachedEntity decoded;
+  if (kind_of(key) == EntityKind::kOrder) {
+    decoded.state = runtime::decode_order(key, entity.state);
+  } else {
+    decoded.state = runtime::decode_sku(key, entity.state);
+  }
+  decoded.mod_revision = entity.mod_revision;
+  return decoded;
+}
+
+}  // namespace
 
 std::string default_analytics_url(const std::string& data_dir) {
   std::string dir = data_dir;
@@ -540,74 +558,69 @@ bool CdcPipeline::serve_shard(ShardState& state) {
       // the batch's start finds a new entity missing at once and re-reads none of the
       // batch's records (they are in memory). Only if that revision was compacted (the CDC
       // cursor normally holds compaction back) is the entity read whole at to_revision.
-      std::optional<storage::EntityState> start = cache_take(state, key);
+      std::optional<CachedEntity> start = cache_take(state, key);
       bool start_known = start.has_value();
       Status failure = Status::ok();
       if (!start_known) {
         auto read = batch.after_revision == 0 ? Result<std::optional<storage::EntityState>>(std::nullopt)
                                               : journal_.get(state.shard, key, batch.after_revision);
         if (read) {
-          start = std::move(*read);
+          if (read->has_value()) start = decode_entity(key, **read);
           start_known = true;
         } else if (read.status().code() != StatusCode::kCompacted) {
           failure = read.status();
         }
       }
-      Result<std::optional<storage::EntityState>> entity = std::optional<storage::EntityState>();
-      if (!failure.is_ok()) {
-        entity = failure;
-      } else if (start_known) {
-        const std::vector<std::string_view>& events = events_of[key];
-        std::optional<std::string_view> from;
-        if (start) from = std::string_view(start->state);
-        entity = std::optional<storage::EntityState>(
-            storage::EntityState{folder_.fold(key, from, events), last_revision_of(*records, key)});
-      } else {
-        entity = journal_.get(state.shard, key, batch.to_revision);
-      }
-      failure = entity ? Status::ok() : entity.status();
-      if (entity && !entity->has_value()) {
-        failure = Status(StatusCode::kCorruption, key + " has events but no state at revision " +
-                                                      std::to_string(batch.to_revision));
-      }
-      // "before" of an envelope: the state at the batch's start (none if it did not exist,
-      // or if that revision was compacted: then "u" with no "before").
-      std::optional<storage::EntityState> before;
-      if (failure.is_ok() && options_.publish && start_known) before = std::move(start);
-      if (failure.is_ok()) cache_put(state, key, **entity);
-      if (failure.is_ok()) {
-        const char op = before ? 'u' : 'c';
+      // "before" of an envelope: the row of the state at the batch's start (none if it did not
+      // exist, or if that revision was compacted), taken before the batch's events move it on.
+      bool has_before = false;
+      std::optional<OrderRow> order_before;
+      std::optional<SkuRow> sku_before;
+      if (options_.publish && start_known && start) {
+        has_before = true;
         if (kind == EntityKind::kOrder) {
-          auto row = order_row(shard, key, **entity, time);
-          if (row) {
-            if (options_.publish) {
-              std::optional<OrderRow> previous;
-              if (before) {
-                auto when = commit_time(journal_, state.shard, before->mod_revision);
-                auto old = order_row(shard, key, *before, when && *when ? **when : 0);
-                if (old) previous = std::move(*old);
-              }
-              envelopes.push_back(order_envelope(previous, *row, op, time));
-            }
-            batch.orders.push_back(std::move(*row));
-          } else {
-            failure = row.status();
-          }
+          auto when = commit_time(journal_, state.shard, start->mod_revision);
+          order_before = order_row(shard, key, std::get<order::State>(start->state), start->mod_revision,
+                                   when && *when ? **when : 0);
         } else {
-          auto row = sku_row(shard, key, **entity);
-          if (row) {
-            if (options_.publish) {
-              std::optional<SkuRow> previous;
-              if (before) {
-                if (auto old = sku_row(shard, key, *before)) previous = std::move(*old);
-              }
-              envelopes.push_back(sku_envelope(previous, *row, op, records->back().committed_at_ms));
-            }
-            batch.skus.push_back(std::move(*row));
-          } else {
-            failure = row.status();
-          }
+          sku_before = sku_row(shard, key, std::get<sku::State>(start->state), start->mod_revision);
         }
+      }
+      std::optional<CachedEntity> entity;
+      if (failure.is_ok() && start_known) {
+        if (start) {
+          entity = std::move(*start);
+        } else {
+          entity.emplace();  // new in this batch
+          if (kind == EntityKind::kSku) entity->state = sku::State{};
+        }
+        std::visit([&](auto& s) { runtime::fold_events(s, key, events_of[key]); }, entity->state);
+        entity->mod_revision = last_revision_of(*records, key);
+      } else if (failure.is_ok()) {
+        auto read = journal_.get(state.shard, key, batch.to_revision);
+        if (!read) {
+          failure = read.status();
+        } else if (!read->has_value()) {
+          failure = Status(StatusCode::kCorruption, key + " has events but no state at revision " +
+                                                        std::to_string(batch.to_revision));
+        } else {
+          entity = decode_entity(key, **read);
+        }
+      }
+      if (failure.is_ok()) {
+        const char op = has_before ? 'u' : 'c';
+        if (kind == EntityKind::kOrder) {
+          OrderRow row = order_row(shard, key, std::get<order::State>(entity->state), entity->mod_revision, time);
+          if (options_.publish) envelopes.push_back(order_envelope(order_before, row, op, time));
+          batch.orders.push_back(std::move(row));
+        } else {
+          SkuRow row = sku_row(shard, key, std::get<sku::State>(entity->state), entity->mod_revision);
+          if (options_.publish) {
+            envelopes.push_back(sku_envelope(sku_before, row, op, records->back().committed_at_ms));
+          }
+          batch.skus.push_back(std::move(row));
+        }
+        cache_put(state, key, std::move(*entity));
       }
       if (!failure.is_ok()) {
         state.cache_revision = 0;  // part of this batch is cached: forget it all

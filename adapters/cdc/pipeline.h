@@ -40,6 +40,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "adapters/cdc/envelope.h"
@@ -127,6 +128,13 @@ struct PipelineStats {
   std::string last_error;
 };
 
+// An entity's state as the pipeline keeps it between batches: decoded (runtime::fold_events
+// moves it on), with the revision of its latest change.
+struct CachedEntity {
+  std::variant<order::State, sku::State> state;
+  storage::Revision mod_revision = 0;
+};
+
 class CdcPipeline {
  public:
   // `migration` is what open_sink() reported (its added columns trigger the backfill).
@@ -167,14 +175,13 @@ class CdcPipeline {
   // The entity-state cache of a shard (ShardState::cache): take a state out (nullopt: not
   // cached), put the state as of the batch being built back.
   static constexpr std::size_t kCachedEntities = 32'768;
-  std::optional<storage::EntityState> cache_take(ShardState& state, const std::string& key);
-  void cache_put(ShardState& state, const std::string& key, const storage::EntityState& entity);
+  std::optional<CachedEntity> cache_take(ShardState& state, const std::string& key);
+  void cache_put(ShardState& state, const std::string& key, CachedEntity entity);
   void store_cursors(bool wait);
   void record_error(ShardState* state, const std::string& message);
   std::int64_t now_ms() const;
 
   storage::Journal& journal_;
-  runtime::DomainFolder folder_;  // folds cached states forward (stateless)
   std::unique_ptr<Sink> sink_;  // null until a lazy open succeeded
   std::string url_;             // for the lazy open
   Migration migration_;

@@ -17,14 +17,10 @@ EntityKind kind_of(std::string_view entity_key) {
   return EntityKind::kOther;
 }
 
-Result<OrderRow> order_row(std::uint32_t shard, std::string_view entity_key, const storage::EntityState& entity,
-                           std::int64_t updated_at_ms) {
-  v1::OrderSnapshot snapshot;
-  if (kind_of(entity_key) != EntityKind::kOrder || !snapshot.ParseFromString(entity.state)) {
-    return Status(StatusCode::kCorruption,
-                  "shard " + std::to_string(shard) + ": the state of " + std::string(entity_key) +
-                      " is not an order snapshot");
-  }
+namespace {
+
+OrderRow order_row_of(std::uint32_t shard, std::string_view entity_key, const v1::OrderSnapshot& snapshot,
+                      storage::Revision mod_revision, std::int64_t updated_at_ms) {
   OrderRow row;
   row.order_id = snapshot.order_id();
   // An order's id is its key's suffix; a snapshot that says otherwise would put the row
@@ -36,7 +32,7 @@ Result<OrderRow> order_row(std::uint32_t shard, std::string_view entity_key, con
                  snapshot.state() == v1::REJECTED;
   row.total_cents = snapshot.amount_cents();
   row.shard = shard;
-  row.revision = entity.mod_revision;
+  row.revision = mod_revision;
   row.updated_at_ms = updated_at_ms;
   row.currency = snapshot.currency();
   row.reason = snapshot.reason();
@@ -44,6 +40,35 @@ Result<OrderRow> order_row(std::uint32_t shard, std::string_view entity_key, con
   for (const v1::OrderLineSnapshot& line : snapshot.lines()) {
     row.lines.push_back(OrderLineRow{line.sku(), line.qty(), line.unit_price_cents()});
   }
+  return row;
+}
+
+}  // namespace
+
+Result<OrderRow> order_row(std::uint32_t shard, std::string_view entity_key, const storage::EntityState& entity,
+                           std::int64_t updated_at_ms) {
+  v1::OrderSnapshot snapshot;
+  if (kind_of(entity_key) != EntityKind::kOrder || !snapshot.ParseFromString(entity.state)) {
+    return Status(StatusCode::kCorruption,
+                  "shard " + std::to_string(shard) + ": the state of " + std::string(entity_key) +
+                      " is not an order snapshot");
+  }
+  return order_row_of(shard, entity_key, snapshot, entity.mod_revision, updated_at_ms);
+}
+
+OrderRow order_row(std::uint32_t shard, std::string_view entity_key, const order::State& state,
+                   storage::Revision mod_revision, std::int64_t updated_at_ms) {
+  return order_row_of(shard, entity_key, order::to_snapshot(state), mod_revision, updated_at_ms);
+}
+
+SkuRow sku_row(std::uint32_t shard, std::string_view entity_key, const sku::State& state,
+               storage::Revision mod_revision) {
+  SkuRow row;
+  row.sku = state.sku.empty() ? std::string(entity_key.substr(kSkuKeyPrefix.size())) : state.sku;
+  row.on_hand = state.on_hand;
+  row.reserved = state.reserved;
+  row.shard = shard;
+  row.revision = mod_revision;
   return row;
 }
 

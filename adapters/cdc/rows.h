@@ -1,6 +1,7 @@
 #pragma once
 // State -> analytics rows: decodes an entity's canonical state bytes (the journal's
-// ffe.v1.OrderSnapshot / SkuSnapshot, actors/runtime/folder.h) into the rows of sink.h.
+// ffe.v1.OrderSnapshot / SkuSnapshot, actors/runtime/folder.h), or takes its decoded state,
+// into the rows of sink.h.
 // Shared by the CDC pipeline (pipeline.h) and `ffe drift` (drift.h), so both sides of the
 // drift comparison are built by the same code.
 //
@@ -17,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include "actors/order/order.h"
+#include "actors/sku/sku.h"
 #include "adapters/cdc/sink.h"
 #include "storage/journal.h"
 
@@ -33,6 +36,12 @@ storage::Result<OrderRow> order_row(std::uint32_t shard, std::string_view entity
                                     const storage::EntityState& entity, std::int64_t updated_at_ms);
 storage::Result<SkuRow> sku_row(std::uint32_t shard, std::string_view entity_key,
                                 const storage::EntityState& entity);
+// The same rows from decoded states (the pipeline keeps its states decoded): equal to the
+// rows of the states' canonical bytes.
+OrderRow order_row(std::uint32_t shard, std::string_view entity_key, const order::State& state,
+                   storage::Revision mod_revision, std::int64_t updated_at_ms);
+SkuRow sku_row(std::uint32_t shard, std::string_view entity_key, const sku::State& state,
+               storage::Revision mod_revision);
 
 // The commit time of `revision` in `shard`; nullopt when compaction removed its record.
 storage::Result<std::optional<std::int64_t>> commit_time(const storage::Journal& journal,
