@@ -87,22 +87,21 @@ Revision last_revision_of(const std::vector<storage::LogRecord>& records, std::s
 
 }  // namespace
 
-std::optional<CachedEntity> CdcPipeline::cache_take(ShardState& state, const std::string& key) {
-  auto found = state.cache.find(key);
-  if (found != state.cache.end()) return std::move(found->second);
-  found = state.cache_old.find(key);
-  if (found == state.cache_old.end()) return std::nullopt;
-  std::optional<CachedEntity> entity = std::move(found->second);
-  state.cache_old.erase(found);
-  return entity;
+CachedEntity* CdcPipeline::cache_find(ShardState& state, const std::string& key) {
+  if (auto found = state.cache.find(key); found != state.cache.end()) return &found->second;
+  auto old = state.cache_old.find(key);
+  if (old == state.cache_old.end()) return nullptr;
+  CachedEntity entity = std::move(old->second);
+  state.cache_old.erase(old);
+  return &cache_put(state, key, std::move(entity));
 }
 
-void CdcPipeline::cache_put(ShardState& state, const std::string& key, CachedEntity entity) {
+CachedEntity& CdcPipeline::cache_put(ShardState& state, const std::string& key, CachedEntity entity) {
   if (state.cache.size() >= kCachedEntities && !state.cache.contains(key)) {
     state.cache_old = std::move(state.cache);
     state.cache.clear();
   }
-  state.cache.insert_or_assign(key, std::move(entity));
+  return state.cache.insert_or_assign(key, std::move(entity)).first->second;
 }
 
 namespace {
@@ -558,14 +557,15 @@ bool CdcPipeline::serve_shard(ShardState& state) {
       // the batch's start finds a new entity missing at once and re-reads none of the
       // batch's records (they are in memory). Only if that revision was compacted (the CDC
       // cursor normally holds compaction back) is the entity read whole at to_revision.
-      std::optional<CachedEntity> start = cache_take(state, key);
-      bool start_known = start.has_value();
+      // Folded in place, in the cache: a SKU's state is large, and even moving it allocates.
+      CachedEntity* entity = cache_find(state, key);
+      bool start_known = entity != nullptr;  // the state at C is known (nullptr: did not exist)
       Status failure = Status::ok();
       if (!start_known) {
         auto read = batch.after_revision == 0 ? Result<std::optional<storage::EntityState>>(std::nullopt)
                                               : journal_.get(state.shard, key, batch.after_revision);
         if (read) {
-          if (read->has_value()) start = decode_entity(key, **read);
+          if (read->has_value()) entity = &cache_put(state, key, decode_entity(key, **read));
           start_known = true;
         } else if (read.status().code() != StatusCode::kCompacted) {
           failure = read.status();
@@ -576,23 +576,21 @@ bool CdcPipeline::serve_shard(ShardState& state) {
       bool has_before = false;
       std::optional<OrderRow> order_before;
       std::optional<SkuRow> sku_before;
-      if (options_.publish && start_known && start) {
+      if (options_.publish && start_known && entity != nullptr) {
         has_before = true;
         if (kind == EntityKind::kOrder) {
-          auto when = commit_time(journal_, state.shard, start->mod_revision);
-          order_before = order_row(shard, key, std::get<order::State>(start->state), start->mod_revision,
+          auto when = commit_time(journal_, state.shard, entity->mod_revision);
+          order_before = order_row(shard, key, std::get<order::State>(entity->state), entity->mod_revision,
                                    when && *when ? **when : 0);
         } else {
-          sku_before = sku_row(shard, key, std::get<sku::State>(start->state), start->mod_revision);
+          sku_before = sku_row(shard, key, std::get<sku::State>(entity->state), entity->mod_revision);
         }
       }
-      std::optional<CachedEntity> entity;
       if (failure.is_ok() && start_known) {
-        if (start) {
-          entity = std::move(*start);
-        } else {
-          entity.emplace();  // new in this batch
-          if (kind == EntityKind::kSku) entity->state = sku::State{};
+        if (entity == nullptr) {  // new in this batch
+          CachedEntity fresh;
+          if (kind == EntityKind::kSku) fresh.state = sku::State{};
+          entity = &cache_put(state, key, std::move(fresh));
         }
         std::visit([&](auto& s) { runtime::fold_events(s, key, events_of[key]); }, entity->state);
         entity->mod_revision = last_revision_of(*records, key);
@@ -604,7 +602,7 @@ bool CdcPipeline::serve_shard(ShardState& state) {
           failure = Status(StatusCode::kCorruption, key + " has events but no state at revision " +
                                                         std::to_string(batch.to_revision));
         } else {
-          entity = decode_entity(key, **read);
+          entity = &cache_put(state, key, decode_entity(key, **read));
         }
       }
       if (failure.is_ok()) {
@@ -620,7 +618,6 @@ bool CdcPipeline::serve_shard(ShardState& state) {
           }
           batch.skus.push_back(std::move(row));
         }
-        cache_put(state, key, std::move(*entity));
       }
       if (!failure.is_ok()) {
         state.cache_revision = 0;  // part of this batch is cached: forget it all

@@ -172,11 +172,11 @@ class CdcPipeline {
   bool ensure_checkpoints();
   bool backfill_shard(ShardState& state);
   bool serve_shard(ShardState& state);
-  // The entity-state cache of a shard (ShardState::cache): take a state out (nullopt: not
-  // cached), put the state as of the batch being built back.
+  // The entity-state cache of a shard (ShardState::cache): find a state (moved to the young
+  // generation; nullptr: not cached), put one in. The reference lives until the next put.
   static constexpr std::size_t kCachedEntities = 32'768;
-  std::optional<CachedEntity> cache_take(ShardState& state, const std::string& key);
-  void cache_put(ShardState& state, const std::string& key, CachedEntity entity);
+  CachedEntity* cache_find(ShardState& state, const std::string& key);
+  CachedEntity& cache_put(ShardState& state, const std::string& key, CachedEntity entity);
   void store_cursors(bool wait);
   void record_error(ShardState* state, const std::string& message);
   std::int64_t now_ms() const;
