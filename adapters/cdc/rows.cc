@@ -43,6 +43,18 @@ OrderRow order_row_of(std::uint32_t shard, std::string_view entity_key, const v1
   return row;
 }
 
+// The SKU row, whether its fields come from a snapshot or a decoded state.
+SkuRow sku_row_of(std::uint32_t shard, std::string_view entity_key, const std::string& sku, std::int64_t on_hand,
+                  std::int64_t reserved, storage::Revision mod_revision) {
+  SkuRow row;
+  row.sku = sku.empty() ? std::string(entity_key.substr(kSkuKeyPrefix.size())) : sku;
+  row.on_hand = on_hand;
+  row.reserved = reserved;
+  row.shard = shard;
+  row.revision = mod_revision;
+  return row;
+}
+
 }  // namespace
 
 Result<OrderRow> order_row(std::uint32_t shard, std::string_view entity_key, const storage::EntityState& entity,
@@ -63,13 +75,7 @@ OrderRow order_row(std::uint32_t shard, std::string_view entity_key, const order
 
 SkuRow sku_row(std::uint32_t shard, std::string_view entity_key, const sku::State& state,
                storage::Revision mod_revision) {
-  SkuRow row;
-  row.sku = state.sku.empty() ? std::string(entity_key.substr(kSkuKeyPrefix.size())) : state.sku;
-  row.on_hand = state.on_hand;
-  row.reserved = state.reserved;
-  row.shard = shard;
-  row.revision = mod_revision;
-  return row;
+  return sku_row_of(shard, entity_key, state.sku, state.on_hand, state.reserved, mod_revision);
 }
 
 Result<SkuRow> sku_row(std::uint32_t shard, std::string_view entity_key, const storage::EntityState& entity) {
@@ -79,14 +85,7 @@ Result<SkuRow> sku_row(std::uint32_t shard, std::string_view entity_key, const s
                   "shard " + std::to_string(shard) + ": the state of " + std::string(entity_key) +
                       " is not a SKU snapshot");
   }
-  SkuRow row;
-  row.sku = snapshot.sku();
-  if (row.sku.empty()) row.sku = std::string(entity_key.substr(kSkuKeyPrefix.size()));
-  row.on_hand = snapshot.on_hand();
-  row.reserved = snapshot.reserved();
-  row.shard = shard;
-  row.revision = entity.mod_revision;
-  return row;
+  return sku_row_of(shard, entity_key, snapshot.sku(), snapshot.on_hand(), snapshot.reserved(), entity.mod_revision);
 }
 
 Result<std::optional<std::int64_t>> commit_time(const storage::Journal& journal, storage::ShardId shard,
