@@ -756,8 +756,9 @@ void order_handle(OrderActor* self, Item& item) {
           }
           if (item.counted) s.rt->work_done();
         } else if constexpr (std::is_same_v<T, TimerWork>) {
-          // Due times move by differences of the order's own times, never by the clock
-          // now: a frozen test clock must not make a timer re-arm itself forever.
+          // A pending timer waits again by differences of the order's own times, not by the
+          // clock now, so a frozen test clock cannot make it re-arm itself at once, forever.
+          // Only an Expire the runtime's clock finds early is armed from the clock (below).
           if (work.what == TimerWork::What::kExpire) {
             if (work.token != s.expire_token) return;
             s.expire_token = 0;
