@@ -29,6 +29,18 @@ void add_item_lines(const order::State& state,
   }
 }
 
+// Whether a stock step still waits on this line: a reserve on a pending line, a commit on a
+// reserved one, and a release on every line not released yet (held or not: a SKU that never
+// held it records the close, so a reserve still in flight is refused when it lands).
+bool line_outstanding(v1::SagaStep step, const order::Line& line) {
+  switch (step) {
+    case v1::RESERVE_STOCK: return line.status == order::LineStatus::kPending;
+    case v1::COMMIT_STOCK: return line.status == order::LineStatus::kReserved;
+    case v1::RELEASE_STOCK: return line.status != order::LineStatus::kReleased;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 std::vector<Outbound> react(const order::State& after, const v1::OrderEvent& event) {
@@ -60,7 +72,7 @@ std::vector<Outbound> outstanding(const order::State& state) {
   switch (state.step) {
     case v1::RESERVE_STOCK:
       for (const order::Line& line : state.lines) {
-        if (line.status != order::LineStatus::kPending) continue;
+        if (!line_outstanding(state.step, line)) continue;
         out.emplace_back(stock_command(state, line, v1::StockCommand::RESERVE,
                                        reserve_command_id(state.order_id, line.sku)));
       }
@@ -91,7 +103,7 @@ std::vector<Outbound> outstanding(const order::State& state) {
 
     case v1::COMMIT_STOCK:
       for (const order::Line& line : state.lines) {
-        if (line.status != order::LineStatus::kReserved) continue;
+        if (!line_outstanding(state.step, line)) continue;
         out.emplace_back(stock_command(state, line, v1::StockCommand::COMMIT,
                                        commit_command_id(state.order_id, line.sku)));
       }
@@ -123,10 +135,8 @@ std::vector<Outbound> outstanding(const order::State& state) {
     }
 
     case v1::RELEASE_STOCK:
-      // Every line, held or not: a SKU that never held it records the close, so a reserve
-      // still in flight is refused when it lands.
       for (const order::Line& line : state.lines) {
-        if (line.status == order::LineStatus::kReleased) continue;
+        if (!line_outstanding(state.step, line)) continue;
         out.emplace_back(stock_command(state, line, v1::StockCommand::RELEASE,
                                        release_command_id(state.order_id, line.sku)));
       }
@@ -135,6 +145,24 @@ std::vector<Outbound> outstanding(const order::State& state) {
     default: FFE_ASSERT(false, "open order without a saga step");
   }
   return out;
+}
+
+bool has_outstanding(const order::State& state) {
+  if (!state.exists() || state.terminal()) return false;
+  switch (state.step) {
+    case v1::RESERVE_STOCK:
+    case v1::COMMIT_STOCK:
+    case v1::RELEASE_STOCK:
+      return std::any_of(state.lines.begin(), state.lines.end(),
+                         [&](const order::Line& line) { return line_outstanding(state.step, line); });
+    case v1::AUTHORIZE_PAYMENT:
+    case v1::CREATE_SHIPMENT:
+    case v1::CANCEL_SHIPMENT:
+    case v1::VOID_PAYMENT:
+      return true;  // the step's one request
+    default: FFE_ASSERT(false, "open order without a saga step");
+  }
+  return false;
 }
 
 v1::OrderOutcome outcome(const order::State& terminal) {

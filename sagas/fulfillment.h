@@ -41,6 +41,9 @@ std::vector<Outbound> react(const order::State& after, const v1::OrderEvent& eve
 // reserves, the authorize, the create, unconfirmed commits, the cancel, the void, the
 // unconfirmed releases. Empty for a terminal order.
 std::vector<Outbound> outstanding(const order::State& state);
+// !outstanding(state).empty(), without building the requests (the runtime asks after every
+// event of an order, to know whether a retry timer is due).
+bool has_outstanding(const order::State& state);
 
 // What a StockReply the order decider refused as unexpected still needs: a RESERVED reply
 // from a SKU where the order no longer holds a line (the order is terminal, or that line

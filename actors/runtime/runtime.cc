@@ -713,7 +713,7 @@ void update_timers(OrderActor* self, bool fresh) {
   if (deadline > 0 && (s.expire_token == 0 || s.expire_armed_for > deadline)) {
     arm_timer(self, TimerWork::What::kExpire, deadline, deadline - now + 1);
   }
-  if (saga::outstanding(s.state).empty()) {
+  if (!saga::has_outstanding(s.state)) {
     s.retry_due_at = 0;
     return;
   }

@@ -232,6 +232,38 @@ TEST(SagaOutstanding, NothingForTerminalOrUnknownOrders) {
   EXPECT_TRUE(outstanding(order::State{}).empty());
 }
 
+// has_outstanding() is outstanding() without building the requests: the two agree in every
+// step, for every pair of line statuses, and for terminal and unknown orders.
+TEST(SagaOutstanding, HasOutstandingAgreesWithOutstanding) {
+  const order::LineStatus statuses[] = {order::LineStatus::kPending, order::LineStatus::kReserved,
+                                        order::LineStatus::kFailed, order::LineStatus::kCommitted,
+                                        order::LineStatus::kReleased};
+  const std::pair<v1::SagaStep, v1::OrderState> steps[] = {
+      {v1::RESERVE_STOCK, v1::RESERVING},        {v1::AUTHORIZE_PAYMENT, v1::AUTHORIZING},
+      {v1::CREATE_SHIPMENT, v1::SHIPPING},       {v1::COMMIT_STOCK, v1::COMMITTING},
+      {v1::CANCEL_SHIPMENT, v1::COMPENSATING},   {v1::VOID_PAYMENT, v1::COMPENSATING},
+      {v1::RELEASE_STOCK, v1::COMPENSATING}};
+  int with = 0, without = 0;
+  for (const auto& [step, state] : steps) {
+    for (order::LineStatus first : statuses) {
+      for (order::LineStatus second : statuses) {
+        order::State s = state_in(step, state);
+        s.lines[0].status = first;
+        s.lines[1].status = second;
+        const bool expected = !outstanding(s).empty();
+        EXPECT_EQ(expected, has_outstanding(s)) << "step " << v1::SagaStep_Name(step) << ", lines "
+                                                << static_cast<int>(first) << "," << static_cast<int>(second);
+        (expected ? with : without) += 1;
+      }
+    }
+  }
+  EXPECT_GT(with, 0);
+  EXPECT_GT(without, 0);  // both answers occur: the stock steps with every line done
+  EXPECT_FALSE(has_outstanding(state_in(v1::SAGA_STEP_UNSPECIFIED, v1::FULFILLED)));
+  EXPECT_FALSE(has_outstanding(state_in(v1::SAGA_STEP_UNSPECIFIED, v1::CANCELLED)));
+  EXPECT_FALSE(has_outstanding(order::State{}));
+}
+
 // A RESERVED reply the order no longer expects: units are held for nobody unless released.
 v1::StockReply reserved_reply(const std::string& sku) {
   v1::StockReply reply;
