@@ -80,6 +80,8 @@ constexpr std::string_view kProtobufContentType = "application/x-protobuf";
 // The retry attempt from which an order also resends its in-process StockCommands (see
 // resend_outstanding): with the default backoff, about 1.4 s after the step began.
 constexpr int kInternalResendAttempt = 4;
+// How late an order's timer may fire (TimerService): its thread wakes at most this often.
+constexpr std::chrono::milliseconds kTimerResolution{5};
 constexpr std::uint32_t kDefaultShards = 8;
 
 std::int64_t system_now_ms() {
@@ -158,6 +160,132 @@ struct Tail {
   }
 };
 
+// ---- timers -----------------------------------------------------------------------------------
+
+// The orders' timers (step deadlines, retries) on one thread of their own, instead of CAF's
+// clock. An open order keeps a deadline timer and a retry timer pending, so at a few thousand
+// orders a second CAF's clock thread woke about twice per order, and every timer, stale or
+// not, came back as a message that woke a worker and an actor to be dropped there. Here:
+// - a timer whose token is no longer the order's (superseded, or the order ended) is dropped
+//   on this thread, without a message; the order shares its live tokens with the service;
+// - the thread wakes at most once per `resolution` (a timer fires up to that late), and
+//   arming a timer later than the next wake-up wakes nobody;
+// - it holds a weak reference to the order's actor: a timer does not keep a stopped actor
+//   alive, and a timer for one is dropped.
+class TimerService {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // An order's live timer tokens, one per kind; a pending timer fires only while its token
+  // is still there (0: none pending).
+  struct LiveTokens {
+    std::atomic<std::uint64_t> expire{0};
+    std::atomic<std::uint64_t> retry{0};
+  };
+
+  ~TimerService() { stop(); }
+
+  void start(std::chrono::milliseconds resolution) {
+    resolution_ = resolution;
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "ffe-timers");
+      run();
+    });
+  }
+
+  // Drops every pending timer (the runtime is closing: nothing is lost, open orders re-arm
+  // at the next open).
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    heap_.clear();
+  }
+
+  // Sends `mail` to `target` after `delay` (up to a resolution later), if the token `live`
+  // points at is still `token` then.
+  void arm(std::chrono::milliseconds delay, caf::weak_actor_ptr target, Mail mail,
+           std::shared_ptr<const std::atomic<std::uint64_t>> live, std::uint64_t token) {
+    const Clock::time_point due = Clock::now() + delay;
+    bool wake = false;
+    {
+      std::lock_guard lock(mu_);
+      heap_.push_back(Entry{due, next_seq_++, std::move(target), std::move(mail), std::move(live), token});
+      std::push_heap(heap_.begin(), heap_.end(), Later{});
+      wake = sleeping_ && due + resolution_ < wake_at_;
+    }
+    if (wake) cv_.notify_one();
+  }
+
+  std::uint64_t fired() const { return fired_.load(std::memory_order_relaxed); }
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Entry {
+    Clock::time_point due;
+    std::uint64_t seq;  // FIFO among equal due times
+    caf::weak_actor_ptr target;
+    Mail mail;
+    std::shared_ptr<const std::atomic<std::uint64_t>> live;
+    std::uint64_t token;
+  };
+  struct Later {
+    bool operator()(const Entry& a, const Entry& b) const { return a.due != b.due ? a.due > b.due : a.seq > b.seq; }
+  };
+
+  void run() {
+    std::vector<Entry> due;
+    Clock::time_point last_wake = Clock::now() - resolution_;
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      const Clock::time_point now = Clock::now();
+      if (heap_.empty() || heap_.front().due > now) {
+        wake_at_ = heap_.empty() ? Clock::time_point::max() : std::max(heap_.front().due, last_wake + resolution_);
+        sleeping_ = true;
+        if (wake_at_ == Clock::time_point::max()) {
+          cv_.wait(lock);
+        } else {
+          cv_.wait_until(lock, wake_at_);
+        }
+        sleeping_ = false;
+        continue;
+      }
+      while (!heap_.empty() && heap_.front().due <= now) {
+        std::pop_heap(heap_.begin(), heap_.end(), Later{});
+        due.push_back(std::move(heap_.back()));
+        heap_.pop_back();
+      }
+      last_wake = now;
+      lock.unlock();
+      for (Entry& entry : due) {
+        caf::actor target;
+        if (entry.live->load(std::memory_order_acquire) == entry.token) target = caf::actor_cast<caf::actor>(entry.target);
+        if (target) {
+          caf::anon_send(target, std::move(entry.mail));
+          fired_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          dropped_.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      due.clear();
+      lock.lock();
+    }
+  }
+
+  std::chrono::milliseconds resolution_{5};
+  std::atomic<std::uint64_t> fired_{0}, dropped_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Entry> heap_;  // a min-heap by (due, seq)
+  std::uint64_t next_seq_ = 0;
+  bool stopping_ = false;
+  bool sleeping_ = false;
+  Clock::time_point wake_at_ = Clock::time_point::max();
+  std::thread thread_;
+};
+
 // ---- the runtime ------------------------------------------------------------------------------
 
 class Runtime::Impl {
@@ -194,6 +322,7 @@ class Runtime::Impl {
   std::unique_ptr<caf::actor_system> system_;
   std::vector<caf::actor> routers_;
   std::atomic<bool> actors_running_{false};
+  TimerService timers_;
 
   // credits
   std::mutex credit_mu_;
@@ -472,6 +601,8 @@ struct OrderActorState : EntityBase {
   std::uint64_t expire_token = 0;     // the pending deadline timer's; 0: none
   std::int64_t expire_armed_for = 0;  // the step deadline it was armed for
   std::uint64_t retry_token = 0;      // the pending retry timer's; 0: none
+  // The two tokens above as the timer service sees them (TimerService::LiveTokens).
+  std::shared_ptr<TimerService::LiveTokens> live_tokens = std::make_shared<TimerService::LiveTokens>();
   std::int64_t retry_armed_for = 0;   // when it fires
   std::int64_t retry_due_at = 0;      // when the outstanding requests are due again; 0: none
   int retry_attempt = 1;
@@ -679,21 +810,35 @@ void order_apply(OrderActor* self, order::Command command, AckFn done, std::opti
   if (!decision.events.empty()) update_timers(self, /*fresh=*/false);
 }
 
+// The pending timer tokens of an order, kept in step with the timer service's view of them.
+void set_expire_token(OrderActorState& s, std::uint64_t token) {
+  s.expire_token = token;
+  s.live_tokens->expire.store(token, std::memory_order_release);
+}
+void set_retry_token(OrderActorState& s, std::uint64_t token) {
+  s.retry_token = token;
+  s.live_tokens->retry.store(token, std::memory_order_release);
+}
+
 void arm_timer(OrderActor* self, TimerWork::What what, std::int64_t at, std::int64_t delay_ms) {
   auto& s = self->state;
   const std::uint64_t token = ++s.timer_tokens;
   s.rt->timers_armed_.fetch_add(1, std::memory_order_relaxed);
+  std::shared_ptr<const std::atomic<std::uint64_t>> live;
   if (what == TimerWork::What::kExpire) {
-    s.expire_token = token;
+    set_expire_token(s, token);
     s.expire_armed_for = at;
+    live = std::shared_ptr<const std::atomic<std::uint64_t>>(s.live_tokens, &s.live_tokens->expire);
   } else {
-    s.retry_token = token;
+    set_retry_token(s, token);
     s.retry_armed_for = at;
+    live = std::shared_ptr<const std::atomic<std::uint64_t>>(s.live_tokens, &s.live_tokens->retry);
   }
   auto item = std::make_shared<Item>();
   item->entity_id = s.id;
   item->work = TimerWork{what, token, at};
-  self->delayed_send(self, std::chrono::milliseconds(std::max<std::int64_t>(0, delay_ms)), Mail{std::move(item)});
+  s.rt->timers_.arm(std::chrono::milliseconds(std::max<std::int64_t>(0, delay_ms)),
+                    caf::actor_cast<caf::weak_actor_ptr>(self), Mail{std::move(item)}, std::move(live), token);
 }
 
 // After an event (or a restore: `fresh` makes every pending timer stale): the step's deadline
@@ -703,10 +848,16 @@ void arm_timer(OrderActor* self, TimerWork::What what, std::int64_t at, std::int
 // order's events move both due times later several times a second.
 void update_timers(OrderActor* self, bool fresh) {
   auto& s = self->state;
-  if (fresh) s.expire_token = s.retry_token = 0;
   if (!s.state.exists() || s.state.terminal()) {
-    s.retry_due_at = 0;  // pending timers find the order terminal
+    // Pending timers are dropped by the timer service, without a message.
+    set_expire_token(s, 0);
+    set_retry_token(s, 0);
+    s.retry_due_at = 0;
     return;
+  }
+  if (fresh) {
+    set_expire_token(s, 0);
+    set_retry_token(s, 0);
   }
   const std::int64_t now = s.rt->now_ms();
   const std::int64_t deadline = s.state.step_deadline_at_ms;
@@ -761,7 +912,7 @@ void order_handle(OrderActor* self, Item& item) {
           // Only an Expire the runtime's clock finds early is armed from the clock (below).
           if (work.what == TimerWork::What::kExpire) {
             if (work.token != s.expire_token) return;
-            s.expire_token = 0;
+            set_expire_token(s, 0);
             if (!s.state.exists() || s.state.terminal()) return;
             const std::int64_t deadline = s.state.step_deadline_at_ms;
             if (deadline > work.at) {  // a later step: wait for what is left
@@ -776,7 +927,7 @@ void order_handle(OrderActor* self, Item& item) {
             }
           } else {
             if (work.token != s.retry_token) return;
-            s.retry_token = 0;
+            set_retry_token(s, 0);
             if (!s.state.exists() || s.state.terminal() || s.retry_due_at == 0) return;
             if (s.retry_due_at > work.at) {  // events since: wait for what is left
               arm_timer(self, TimerWork::What::kRetry, s.retry_due_at, s.retry_due_at - work.at);
@@ -1245,6 +1396,7 @@ Status Runtime::Impl::start() {
   config_->set("work-stealing.aggressive-poll-attempts", options_.worker_spins);
   config_->set("work-stealing.moderate-poll-attempts", options_.worker_naps);
   system_ = std::make_unique<caf::actor_system>(*config_);
+  timers_.start(kTimerResolution);
   for (std::uint32_t i = 0; i < shards_; ++i) routers_.push_back(system_->spawn(router_actor, this, ShardId{i}));
   actors_running_.store(true, std::memory_order_release);
 
@@ -1305,6 +1457,7 @@ Runtime::Impl::~Impl() {
   // (actors_running_ is false), which loses nothing: they are recomputed from durable state,
   // and the open-order index brings every open order back on the next open.
   actors_running_.store(false, std::memory_order_release);
+  timers_.stop();
   for (auto& router : routers_) caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
   routers_.clear();
   if (system_) system_->await_all_actors_done();
@@ -1451,6 +1604,8 @@ Stats Runtime::stats() const {
   stats.expired = i.expired_.load();
   stats.retries = i.retries_.load();
   stats.timers_armed = i.timers_armed_.load();
+  stats.timers_fired = i.timers_.fired();
+  stats.timers_dropped = i.timers_.dropped();
   stats.open_orders_recovered = i.recovered_.load();
   {
     std::lock_guard lock(impl_->credit_mu_);

@@ -201,7 +201,10 @@ struct Stats {
   std::uint64_t unexpected_releases = 0;  // releases sent by saga::answer_unexpected
   std::uint64_t expired = 0;           // step deadlines that fired (StepTimedOut events)
   std::uint64_t retries = 0;           // outstanding requests sent again
-  std::uint64_t timers_armed = 0;      // saga deadline and retry timers armed (CAF's clock)
+  std::uint64_t timers_armed = 0;      // saga deadline and retry timers armed
+  std::uint64_t timers_fired = 0;      // of those, delivered to their order when due
+  std::uint64_t timers_dropped = 0;    // dropped when due without waking the order: superseded,
+                                       // the order ended, or its actor stopped
   std::uint64_t open_orders_recovered = 0;  // open orders found in the index at open()
   std::uint64_t in_flight = 0;         // submitted, not yet acknowledged
   std::uint64_t open_orders = 0;       // placed and not yet terminal (what max_open_orders bounds,

@@ -330,6 +330,27 @@ TEST_F(RuntimeTest, AnOrderArmsOneDeadlineTimerAndOneRetryTimerNotTwoPerEvent) {
   EXPECT_LE(armed, 2u * kOrders) << "timers armed again for every event";
 }
 
+TEST_F(RuntimeTest, AFinishedOrdersTimersAreDroppedWithoutWakingIt) {
+  // The retry timer of each order (due 200 ms after it began, the default policy) comes due
+  // after the order ended: the timer service drops it, and the order's actor hears nothing.
+  stock("sku-d", 100);
+  constexpr int kOrders = 10;
+  const Stats before = runtime_->stats();
+  for (int i = 0; i < kOrders; ++i) {
+    const std::string id = "od-" + std::to_string(i);
+    EXPECT_EQ(place_and_wait(testing::place_order(id, {{"sku-d", 1}})).state(), v1::FULFILLED) << id;
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (runtime_->stats().timers_dropped - before.timers_dropped < kOrders && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const Stats after = runtime_->stats();
+  EXPECT_GE(after.timers_dropped - before.timers_dropped, static_cast<std::uint64_t>(kOrders))
+      << "each order's retry timer is dropped when due";
+  EXPECT_EQ(after.timers_fired, before.timers_fired) << "a finished order was woken by a timer";
+  EXPECT_EQ(after.retries, before.retries);
+}
+
 TEST_F(RuntimeTest, OrderAskingMoreThanAvailableEndsRejectedHoldingNothing) {
   stock("sku-a", 5);
   stock("sku-b", 2);
