@@ -201,17 +201,22 @@ class TimerService {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
-    heap_.clear();
+    std::vector<Entry> pending;
+    {
+      std::lock_guard lock(mu_);
+      pending.swap(heap_);
+    }
   }
 
   // Sends `mail` to `target` after `delay` (up to a resolution later), if the token `live`
-  // points at is still `token` then.
+  // points at is still `token` then. After stop(), drops it.
   void arm(std::chrono::milliseconds delay, caf::weak_actor_ptr target, Mail mail,
            std::shared_ptr<const std::atomic<std::uint64_t>> live, std::uint64_t token) {
     const Clock::time_point due = Clock::now() + delay;
     bool wake = false;
     {
       std::lock_guard lock(mu_);
+      if (stopping_) return;  // closing: dropped like the ones pending
       heap_.push_back(Entry{due, next_seq_++, std::move(target), std::move(mail), std::move(live), token});
       std::push_heap(heap_.begin(), heap_.end(), Later{});
       wake = sleeping_ && due + resolution_ < wake_at_;
