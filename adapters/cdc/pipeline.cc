@@ -75,16 +75,6 @@ std::int64_t system_ms() {
       .count();
 }
 
-// The revision of the last record in `records` with an event of `key`.
-Revision last_revision_of(const std::vector<storage::LogRecord>& records, std::string_view key) {
-  for (auto record = records.rbegin(); record != records.rend(); ++record) {
-    for (const storage::Event& event : record->events) {
-      if (event.entity_key == key) return record->revision;
-    }
-  }
-  return 0;
-}
-
 }  // namespace
 
 CachedEntity* CdcPipeline::cache_find(ShardState& state, const std::string& key) {
@@ -532,15 +522,20 @@ bool CdcPipeline::serve_shard(ShardState& state) {
     batch.to_revision = records->back().revision;
     std::vector<std::int64_t> committed_ms;
     committed_ms.reserve(records->size());
-    // Entity key -> commit time of its last change in the batch (its mod_revision at `to`).
-    std::map<std::string, std::int64_t> changed;
+    // Entity key -> its last change in the batch: the revision (its mod_revision at `to`)
+    // and that revision's commit time.
+    struct LastChange {
+      Revision revision = 0;
+      std::int64_t committed_ms = 0;
+    };
+    std::map<std::string, LastChange> changed;
     std::vector<ChangeEnvelope> envelopes;
     // Each changed entity's events in the batch, in revision order (views into `records`).
     std::map<std::string_view, std::vector<std::string_view>> events_of;
     for (const storage::LogRecord& record : *records) {
       committed_ms.push_back(record.committed_at_ms);
       for (const storage::Event& event : record.events) {
-        changed[event.entity_key] = record.committed_at_ms;
+        changed[event.entity_key] = LastChange{record.revision, record.committed_at_ms};
         events_of[event.entity_key].push_back(event.payload);
       }
     }
@@ -549,7 +544,8 @@ bool CdcPipeline::serve_shard(ShardState& state) {
       state.cache_old.clear();
     }
     state.cache_revision = batch.to_revision;
-    for (const auto& [key, time] : changed) {
+    for (const auto& [key, last] : changed) {
+      const std::int64_t time = last.committed_ms;
       const EntityKind kind = kind_of(key);
       if (kind == EntityKind::kOther) continue;  // no analytics table for it
       // The entity as of the batch's start (nullopt: it did not exist yet), cached or read
@@ -593,7 +589,7 @@ bool CdcPipeline::serve_shard(ShardState& state) {
           entity = &cache_put(state, key, std::move(fresh));
         }
         std::visit([&](auto& s) { runtime::fold_events(s, key, events_of[key]); }, entity->state);
-        entity->mod_revision = last_revision_of(*records, key);
+        entity->mod_revision = last.revision;
       } else if (failure.is_ok()) {
         auto read = journal_.get(state.shard, key, batch.to_revision);
         if (!read) {

@@ -6,8 +6,8 @@
 #include <sqlite3.h>
 
 #include <filesystem>
-#include <map>
 #include <system_error>
+#include <unordered_map>
 
 #include "adapters/cdc/sql_connection.h"
 
@@ -137,7 +137,9 @@ class SqliteConnection final : public SqlConnection {
 
   sqlite3* db_;
   std::string url_;
-  std::map<std::string, sqlite3_stmt*> cache_;
+  // By the statement's text: hashed once per call, where an ordered map compared long SQL
+  // strings with long common prefixes at every level (a tenth of CDC's time at load).
+  std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 
 }  // namespace
