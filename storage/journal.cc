@@ -1243,17 +1243,42 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
   std::vector<InputUpdate> inputs;
   std::size_t last_input = 0;
   std::vector<ShardState*> touched;
-  // Version keys, encoded into one buffer and put in key order after the log records: a
-  // skiplist insert next to the previous one is far cheaper than a jump (the log keys are
-  // in order already), and the group is one atomic batch, so order inside it is free.
-  struct VersionKey {
+  // The batch's entries go into each shard's memtable (a skiplist) in batch order, and an
+  // insert next to the previous one is far cheaper than a jump: the skiplist keeps the last
+  // insert's position and recomputes only the levels the new key falls outside of. So the
+  // keys that scatter (versions, snapshots, dedupe keys, index entries) are encoded into one
+  // buffer and put in key order, and the ones that grow with the revision (log records,
+  // outbox messages, dedupe expiries) each in one run in revision order. The group is one
+  // atomic batch, so order inside it is free, except between entries of one key: the sort is
+  // stable, so they keep their order (a later command's change wins, and a command's put
+  // follows its own delete).
+  struct SortedEntry {
     rocksdb::ColumnFamilyHandle* cf;
-    std::uint32_t offset;
-    std::uint32_t size;
+    std::uint32_t key_offset;
+    std::uint32_t key_size;
+    std::uint32_t value_offset;  // into key_bytes, when value == nullptr
+    std::uint32_t value_size;
+    const std::string* value;
+    bool is_delete;
   };
-  std::string version_bytes;
-  std::vector<VersionKey> versions;
-  versions.reserve(group.size());
+  std::string key_bytes;
+  std::vector<SortedEntry> sorted;
+  sorted.reserve(group.size() * 2);
+  auto start_key = [&](rocksdb::ColumnFamilyHandle* cf, char tag) {
+    sorted.push_back(SortedEntry{cf, static_cast<std::uint32_t>(key_bytes.size()), 0, 0, 0, nullptr, false});
+    key_bytes.push_back(tag);
+  };
+  auto end_key = [&] {
+    SortedEntry& entry = sorted.back();
+    entry.key_size = static_cast<std::uint32_t>(key_bytes.size() - entry.key_offset);
+  };
+  auto entity_key = [&](rocksdb::ColumnFamilyHandle* cf, char tag, const std::string& entity, Revision revision) {
+    start_key(cf, tag);
+    key_bytes.append(entity);
+    key_bytes.push_back('\0');
+    enc::put_be64(key_bytes, revision);
+    end_key();
+  };
 
   char log_key[9];
   char header[enc::kLogHeaderBytes];
@@ -1274,15 +1299,35 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
       rocksdb::Slice value_parts[2] = {rocksdb::Slice(header, header_size), rocksdb::Slice(pending->body)};
       batch.Put(shard.cf, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(value_parts, 2));
       for (std::uint32_t first : pending->entity_events) {
-        const std::string& entity = request.events[first].entity_key;
-        const std::size_t offset = version_bytes.size();
-        version_bytes.push_back(enc::kVersionTag);
-        version_bytes.append(entity);
-        version_bytes.push_back('\0');
-        enc::put_be64(version_bytes, revision);
-        versions.push_back(VersionKey{shard.cf, static_cast<std::uint32_t>(offset),
-                                      static_cast<std::uint32_t>(version_bytes.size() - offset)});
+        entity_key(shard.cf, enc::kVersionTag, request.events[first].entity_key, revision);
       }
+    }
+    for (const auto& snapshot : request.snapshots) {
+      entity_key(shard.cf, enc::kSnapshotTag, snapshot.entity_key, revision);
+      sorted.back().value = &snapshot.state;
+    }
+    for (const auto& dedupe : request.dedupe_keys) {
+      has_dedupe = true;
+      start_key(shard.cf, enc::kDedupeTag);
+      key_bytes.append(dedupe);
+      end_key();
+      SortedEntry& entry = sorted.back();
+      entry.value_offset = static_cast<std::uint32_t>(key_bytes.size());
+      enc::put_le64(key_bytes, revision);
+      entry.value_size = static_cast<std::uint32_t>(key_bytes.size() - entry.value_offset);
+    }
+    // Deletes before puts: a command's put of a key it also deletes wins.
+    for (const auto& key : request.index_delete) {
+      start_key(shard.cf, enc::kIndexTag);
+      key_bytes.append(key);
+      end_key();
+      sorted.back().is_delete = true;
+    }
+    for (const auto& entry : request.index_put) {
+      start_key(shard.cf, enc::kIndexTag);
+      key_bytes.append(entry.key);
+      end_key();
+      sorted.back().value = &entry.value;
     }
     if (request.input) {
       const std::string_view source = request.input->source;
@@ -1295,35 +1340,34 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
       inputs[last_input].revision = revision;
     }
   }
-  std::sort(versions.begin(), versions.end(), [&](const VersionKey& a, const VersionKey& b) {
+  const std::string_view all_keys(key_bytes);
+  std::stable_sort(sorted.begin(), sorted.end(), [&](const SortedEntry& a, const SortedEntry& b) {
     if (a.cf != b.cf) return a.cf->GetID() < b.cf->GetID();
-    return std::string_view(version_bytes).substr(a.offset, a.size) <
-           std::string_view(version_bytes).substr(b.offset, b.size);
+    return all_keys.substr(a.key_offset, a.key_size) < all_keys.substr(b.key_offset, b.key_size);
   });
-  for (const VersionKey& version : versions) {
-    batch.Put(version.cf, rocksdb::Slice(version_bytes.data() + version.offset, version.size), rocksdb::Slice());
+  for (const SortedEntry& entry : sorted) {
+    const rocksdb::Slice key(key_bytes.data() + entry.key_offset, entry.key_size);
+    if (entry.is_delete) {
+      batch.Delete(entry.cf, key);
+    } else if (entry.value != nullptr) {
+      batch.Put(entry.cf, key, *entry.value);
+    } else {
+      batch.Put(entry.cf, key, rocksdb::Slice(key_bytes.data() + entry.value_offset, entry.value_size));
+    }
+  }
+  // The runs in revision order: outbox messages, then dedupe expiries.
+  for (auto& pending : group) {
+    if (pending->outbox_values.empty()) continue;
+    ShardState& shard = *pending->shard;
+    const Revision revision = pending->result.revision;
+    std::uint32_t seq = shard.writer_outbox_next.revision == revision ? shard.writer_outbox_next.seq : 0;
+    for (const auto& value : pending->outbox_values) batch.Put(shard.cf, enc::outbox_key(revision, seq++), value);
+    shard.writer_outbox_next = OutboxPosition{revision, seq};
   }
   for (auto& pending : group) {
-    ShardState& shard = *pending->shard;
-    const CommitRequest& request = pending->request;
-    const Revision revision = pending->result.revision;
-    for (const auto& snapshot : request.snapshots) {
-      batch.Put(shard.cf, enc::entity_key(enc::kSnapshotTag, snapshot.entity_key, revision), snapshot.state);
+    for (const auto& dedupe : pending->request.dedupe_keys) {
+      batch.Put(pending->shard->cf, enc::dedupe_expiry_key(pending->result.revision, dedupe), rocksdb::Slice());
     }
-    if (!pending->outbox_values.empty()) {
-      std::uint32_t seq = shard.writer_outbox_next.revision == revision ? shard.writer_outbox_next.seq : 0;
-      for (const auto& value : pending->outbox_values) batch.Put(shard.cf, enc::outbox_key(revision, seq++), value);
-      shard.writer_outbox_next = OutboxPosition{revision, seq};
-    }
-    for (const auto& dedupe : request.dedupe_keys) {
-      has_dedupe = true;
-      batch.Put(shard.cf, enc::dedupe_key(dedupe), enc::encode_revision(revision));
-      batch.Put(shard.cf, enc::dedupe_expiry_key(revision, dedupe), rocksdb::Slice());
-    }
-    // In command order, deletes before puts: a batch applies its entries in order, so a
-    // later command's change of a key (and a command's put over its own delete) wins.
-    for (const auto& key : request.index_delete) batch.Delete(shard.cf, enc::index_key(key));
-    for (const auto& entry : request.index_put) batch.Put(shard.cf, enc::index_key(entry.key), entry.value);
   }
   for (const auto& input : inputs) {
     batch.Put(input.shard->cf, enc::input_key(input.source), enc::encode_input_value(input.offset, input.revision));
