@@ -606,11 +606,11 @@ struct OrderActorState : EntityBase {
   std::uint64_t expire_token = 0;     // the pending deadline timer's; 0: none
   std::int64_t expire_armed_for = 0;  // the step deadline it was armed for
   std::uint64_t retry_token = 0;      // the pending retry timer's; 0: none
-  // The two tokens above as the timer service sees them (TimerService::LiveTokens).
-  std::shared_ptr<TimerService::LiveTokens> live_tokens = std::make_shared<TimerService::LiveTokens>();
   std::int64_t retry_armed_for = 0;   // when it fires
   std::int64_t retry_due_at = 0;      // when the outstanding requests are due again; 0: none
   int retry_attempt = 1;
+  // expire_token and retry_token as the timer service sees them (TimerService::LiveTokens).
+  std::shared_ptr<TimerService::LiveTokens> live_tokens = std::make_shared<TimerService::LiveTokens>();
   // The saga step in progress and when it started, for Observer::saga_step_finished (in
   // memory only: a step that began before a restart or a passivation is not timed).
   v1::SagaStep timed_step = v1::SAGA_STEP_UNSPECIFIED;
@@ -870,6 +870,7 @@ void update_timers(OrderActor* self, bool fresh) {
     arm_timer(self, TimerWork::What::kExpire, deadline, deadline - now + 1);
   }
   if (!saga::has_outstanding(s.state)) {
+    set_retry_token(s, 0);  // nothing to resend: a pending retry timer is dropped when due
     s.retry_due_at = 0;
     return;
   }
