@@ -34,6 +34,11 @@ void collect(const runtime::Runtime& runtime, Scrape& scrape) {
           stats.unexpected_releases);
   counter("ffe_deadlines_expired_total", "Saga step deadlines that fired", stats.expired);
   counter("ffe_saga_retries_total", "Outstanding saga requests sent again", stats.retries);
+  counter("ffe_timers_armed_total", "Saga step deadline and retry timers armed", stats.timers_armed);
+  counter("ffe_timers_fired_total", "Saga timers delivered to their order when due", stats.timers_fired);
+  counter("ffe_timers_dropped_total",
+          "Saga timers dropped when due without waking their order (superseded, or the order ended)",
+          stats.timers_dropped);
   gauge("ffe_open_orders", "Open orders (placed, not yet terminal), all shards",
         stats.open_orders);
   counter("ffe_placements_deferred_total",
