@@ -117,6 +117,9 @@ Status Server::Impl::start() {
   }
   kafka::Producer::Options producer_options;
   producer_options.client = client;
+  // 1 ms, not librdkafka's 5: three of an order's six Kafka hops leave through this producer
+  // (docs/e2e-bench.md, "the engine's producer lingers 1 ms"); -X linger.ms=N overrides it.
+  producer_options.linger_ms = 1;
   // stop() flushes (5 s) before the producer closes; what is left then is in the journal.
   producer_options.close_flush_timeout = std::chrono::seconds(1);
   auto producer = kafka::Producer::create(producer_options);
