@@ -145,13 +145,17 @@ std::string log_key(Revision revision) {
   return key;
 }
 
+void append_entity_key(std::string& out, char tag, std::string_view entity, Revision revision) {
+  out.push_back(tag);
+  out.append(entity);
+  out.push_back('\0');
+  put_be64(out, revision);
+}
+
 std::string entity_key(char tag, std::string_view entity, Revision revision) {
   std::string key;
   key.reserve(entity.size() + 10);
-  key.push_back(tag);
-  key.append(entity);
-  key.push_back('\0');
-  put_be64(key, revision);
+  append_entity_key(key, tag, entity, revision);
   return key;
 }
 
@@ -175,9 +179,14 @@ std::string outbox_key(Revision revision, std::uint32_t seq) {
   return key;
 }
 
+void append_dedupe_key(std::string& out, std::string_view dedupe) {
+  out.push_back(kDedupeTag);
+  out.append(dedupe);
+}
+
 std::string dedupe_key(std::string_view dedupe) {
-  std::string key(1, kDedupeTag);
-  key.append(dedupe);
+  std::string key;
+  append_dedupe_key(key, dedupe);
   return key;
 }
 
@@ -188,9 +197,14 @@ std::string dedupe_expiry_key(Revision revision, std::string_view dedupe) {
   return key;
 }
 
+void append_index_key(std::string& out, std::string_view index) {
+  out.push_back(kIndexTag);
+  out.append(index);
+}
+
 std::string index_key(std::string_view index) {
-  std::string key(1, kIndexTag);
-  key.append(index);
+  std::string key;
+  append_index_key(key, index);
   return key;
 }
 
@@ -348,9 +362,11 @@ std::optional<InputValue> decode_input_value(std::string_view value) {
   return out;
 }
 
+void append_revision(std::string& out, Revision revision) { put_le64(out, revision); }
+
 std::string encode_revision(Revision revision) {
   std::string out;
-  put_le64(out, revision);
+  append_revision(out, revision);
   return out;
 }
 

@@ -79,6 +79,10 @@ std::string outbox_key(Revision revision, std::uint32_t seq);
 std::string dedupe_key(std::string_view key);
 std::string dedupe_expiry_key(Revision revision, std::string_view key);
 std::string index_key(std::string_view key);
+// The same keys appended to `out` (the writer builds a batch's keys in one buffer).
+void append_entity_key(std::string& out, char tag, std::string_view entity, Revision revision);
+void append_dedupe_key(std::string& out, std::string_view key);
+void append_index_key(std::string& out, std::string_view key);
 // The first key past every index key that starts with `prefix` ("n" prefix, incremented):
 // an exclusive upper bound for a scan, so it never walks past the prefix (over deletion
 // tombstones or other tags).
@@ -114,6 +118,7 @@ struct InputValue {
 std::optional<InputValue> decode_input_value(std::string_view value);
 
 std::string encode_revision(Revision revision);  // le64
+void append_revision(std::string& out, Revision revision);
 std::optional<Revision> decode_revision(std::string_view value);
 
 std::string encode_outbox_position(OutboxPosition position);

@@ -1264,20 +1264,13 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
   std::string key_bytes;
   std::vector<SortedEntry> sorted;
   sorted.reserve(group.size() * 2);
-  auto start_key = [&](rocksdb::ColumnFamilyHandle* cf, char tag) {
-    sorted.push_back(SortedEntry{cf, static_cast<std::uint32_t>(key_bytes.size()), 0, 0, 0, nullptr, false});
-    key_bytes.push_back(tag);
-  };
-  auto end_key = [&] {
-    SortedEntry& entry = sorted.back();
+  // Appends one entry whose key `append` encodes into key_bytes (encoding.h's append_*).
+  auto add = [&](rocksdb::ColumnFamilyHandle* cf, auto&& append) -> SortedEntry& {
+    SortedEntry& entry =
+        sorted.emplace_back(SortedEntry{cf, static_cast<std::uint32_t>(key_bytes.size()), 0, 0, 0, nullptr, false});
+    append(key_bytes);
     entry.key_size = static_cast<std::uint32_t>(key_bytes.size() - entry.key_offset);
-  };
-  auto entity_key = [&](rocksdb::ColumnFamilyHandle* cf, char tag, const std::string& entity, Revision revision) {
-    start_key(cf, tag);
-    key_bytes.append(entity);
-    key_bytes.push_back('\0');
-    enc::put_be64(key_bytes, revision);
-    end_key();
+    return entry;
   };
 
   char log_key[9];
@@ -1299,35 +1292,28 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
       rocksdb::Slice value_parts[2] = {rocksdb::Slice(header, header_size), rocksdb::Slice(pending->body)};
       batch.Put(shard.cf, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(value_parts, 2));
       for (std::uint32_t first : pending->entity_events) {
-        entity_key(shard.cf, enc::kVersionTag, request.events[first].entity_key, revision);
+        const std::string& entity = request.events[first].entity_key;
+        add(shard.cf, [&](std::string& out) { enc::append_entity_key(out, enc::kVersionTag, entity, revision); });
       }
     }
     for (const auto& snapshot : request.snapshots) {
-      entity_key(shard.cf, enc::kSnapshotTag, snapshot.entity_key, revision);
-      sorted.back().value = &snapshot.state;
+      add(shard.cf, [&](std::string& out) {
+        enc::append_entity_key(out, enc::kSnapshotTag, snapshot.entity_key, revision);
+      }).value = &snapshot.state;
     }
     for (const auto& dedupe : request.dedupe_keys) {
       has_dedupe = true;
-      start_key(shard.cf, enc::kDedupeTag);
-      key_bytes.append(dedupe);
-      end_key();
-      SortedEntry& entry = sorted.back();
+      SortedEntry& entry = add(shard.cf, [&](std::string& out) { enc::append_dedupe_key(out, dedupe); });
       entry.value_offset = static_cast<std::uint32_t>(key_bytes.size());
-      enc::put_le64(key_bytes, revision);
+      enc::append_revision(key_bytes, revision);
       entry.value_size = static_cast<std::uint32_t>(key_bytes.size() - entry.value_offset);
     }
     // Deletes before puts: a command's put of a key it also deletes wins.
     for (const auto& key : request.index_delete) {
-      start_key(shard.cf, enc::kIndexTag);
-      key_bytes.append(key);
-      end_key();
-      sorted.back().is_delete = true;
+      add(shard.cf, [&](std::string& out) { enc::append_index_key(out, key); }).is_delete = true;
     }
     for (const auto& entry : request.index_put) {
-      start_key(shard.cf, enc::kIndexTag);
-      key_bytes.append(entry.key);
-      end_key();
-      sorted.back().value = &entry.value;
+      add(shard.cf, [&](std::string& out) { enc::append_index_key(out, entry.key); }).value = &entry.value;
     }
     if (request.input) {
       const std::string_view source = request.input->source;
