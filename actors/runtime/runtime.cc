@@ -601,16 +601,14 @@ struct OrderActorState : EntityBase {
   bool open_indexed = false;  // "open/<id>" is in the journal's index
   // Timers: at most one deadline timer and one retry timer pending. An event that moves a due
   // time later arms nothing; the pending timer, when it fires, waits again for what is left
-  // (update_timers). Tokens make every other timer stale.
+  // (update_timers). The pending timers' tokens live in `timers`, shared with the timer
+  // service, which drops a timer whose token is no longer there; 0: none pending.
   std::uint64_t timer_tokens = 0;     // tokens handed out
-  std::uint64_t expire_token = 0;     // the pending deadline timer's; 0: none
-  std::int64_t expire_armed_for = 0;  // the step deadline it was armed for
-  std::uint64_t retry_token = 0;      // the pending retry timer's; 0: none
-  std::int64_t retry_armed_for = 0;   // when it fires
+  std::shared_ptr<TimerService::LiveTokens> timers = std::make_shared<TimerService::LiveTokens>();
+  std::int64_t expire_armed_for = 0;  // the step deadline the pending deadline timer was armed for
+  std::int64_t retry_armed_for = 0;   // when the pending retry timer fires
   std::int64_t retry_due_at = 0;      // when the outstanding requests are due again; 0: none
   int retry_attempt = 1;
-  // expire_token and retry_token as the timer service sees them (TimerService::LiveTokens).
-  std::shared_ptr<TimerService::LiveTokens> live_tokens = std::make_shared<TimerService::LiveTokens>();
   // The saga step in progress and when it started, for Observer::saga_step_finished (in
   // memory only: a step that began before a restart or a passivation is not timed).
   v1::SagaStep timed_step = v1::SAGA_STEP_UNSPECIFIED;
@@ -815,14 +813,14 @@ void order_apply(OrderActor* self, order::Command command, AckFn done, std::opti
   if (!decision.events.empty()) update_timers(self, /*fresh=*/false);
 }
 
-// The pending timer tokens of an order, kept in step with the timer service's view of them.
+// The pending timers' tokens of an order (the actor is their only writer).
+std::uint64_t expire_token(const OrderActorState& s) { return s.timers->expire.load(std::memory_order_relaxed); }
+std::uint64_t retry_token(const OrderActorState& s) { return s.timers->retry.load(std::memory_order_relaxed); }
 void set_expire_token(OrderActorState& s, std::uint64_t token) {
-  s.expire_token = token;
-  s.live_tokens->expire.store(token, std::memory_order_release);
+  s.timers->expire.store(token, std::memory_order_release);
 }
 void set_retry_token(OrderActorState& s, std::uint64_t token) {
-  s.retry_token = token;
-  s.live_tokens->retry.store(token, std::memory_order_release);
+  s.timers->retry.store(token, std::memory_order_release);
 }
 
 void arm_timer(OrderActor* self, TimerWork::What what, std::int64_t at, std::int64_t delay_ms) {
@@ -833,11 +831,11 @@ void arm_timer(OrderActor* self, TimerWork::What what, std::int64_t at, std::int
   if (what == TimerWork::What::kExpire) {
     set_expire_token(s, token);
     s.expire_armed_for = at;
-    live = std::shared_ptr<const std::atomic<std::uint64_t>>(s.live_tokens, &s.live_tokens->expire);
+    live = std::shared_ptr<const std::atomic<std::uint64_t>>(s.timers, &s.timers->expire);
   } else {
     set_retry_token(s, token);
     s.retry_armed_for = at;
-    live = std::shared_ptr<const std::atomic<std::uint64_t>>(s.live_tokens, &s.live_tokens->retry);
+    live = std::shared_ptr<const std::atomic<std::uint64_t>>(s.timers, &s.timers->retry);
   }
   auto item = std::make_shared<Item>();
   item->entity_id = s.id;
@@ -849,24 +847,22 @@ void arm_timer(OrderActor* self, TimerWork::What what, std::int64_t at, std::int
 // After an event (or a restore: `fresh` makes every pending timer stale): the step's deadline
 // fires at step_deadline_at_ms, the outstanding requests are resent a retry delay after the
 // latest event. A timer is armed only when none of its kind is pending or the new due time is
-// earlier than the pending one's; CAF's clock thread wakes for every timer armed, and an
-// order's events move both due times later several times a second.
+// earlier than the pending one's: an order's events move both due times later several times
+// a second, and each timer armed is work for the timer service.
 void update_timers(OrderActor* self, bool fresh) {
   auto& s = self->state;
-  if (!s.state.exists() || s.state.terminal()) {
-    // Pending timers are dropped by the timer service, without a message.
+  const bool ended = !s.state.exists() || s.state.terminal();
+  if (fresh || ended) {  // the timer service drops the pending ones, without a message
     set_expire_token(s, 0);
     set_retry_token(s, 0);
+  }
+  if (ended) {
     s.retry_due_at = 0;
     return;
   }
-  if (fresh) {
-    set_expire_token(s, 0);
-    set_retry_token(s, 0);
-  }
   const std::int64_t now = s.rt->now_ms();
   const std::int64_t deadline = s.state.step_deadline_at_ms;
-  if (deadline > 0 && (s.expire_token == 0 || s.expire_armed_for > deadline)) {
+  if (deadline > 0 && (expire_token(s) == 0 || s.expire_armed_for > deadline)) {
     arm_timer(self, TimerWork::What::kExpire, deadline, deadline - now + 1);
   }
   if (!saga::has_outstanding(s.state)) {
@@ -877,7 +873,7 @@ void update_timers(OrderActor* self, bool fresh) {
   s.retry_attempt = 1;
   const std::int64_t delay = saga::retry_delay_ms(s.rt->options_.retry, s.retry_attempt);
   s.retry_due_at = now + delay;
-  if (s.retry_token == 0 || s.retry_armed_for > s.retry_due_at) {
+  if (retry_token(s) == 0 || s.retry_armed_for > s.retry_due_at) {
     arm_timer(self, TimerWork::What::kRetry, s.retry_due_at, delay);
   }
 }
@@ -917,7 +913,7 @@ void order_handle(OrderActor* self, Item& item) {
           // clock now, so a frozen test clock cannot make it re-arm itself at once, forever.
           // Only an Expire the runtime's clock finds early is armed from the clock (below).
           if (work.what == TimerWork::What::kExpire) {
-            if (work.token != s.expire_token) return;
+            if (work.token != expire_token(s)) return;
             set_expire_token(s, 0);
             if (!s.state.exists() || s.state.terminal()) return;
             const std::int64_t deadline = s.state.step_deadline_at_ms;
@@ -925,14 +921,15 @@ void order_handle(OrderActor* self, Item& item) {
               arm_timer(self, TimerWork::What::kExpire, deadline, deadline - work.at);
             } else if (deadline > 0) {
               order_apply(self, order::Expire{}, nullptr, std::nullopt, false);
-              // Not due yet by the runtime's clock (CAF's timers run on another one): again then.
+              // Not due yet by the runtime's clock (the timer service runs on the steady clock,
+              // and a test may set the runtime's): again then.
               const std::int64_t still = s.state.step_deadline_at_ms;
-              if (s.expire_token == 0 && s.state.exists() && !s.state.terminal() && still > 0) {
+              if (expire_token(s) == 0 && s.state.exists() && !s.state.terminal() && still > 0) {
                 arm_timer(self, TimerWork::What::kExpire, still, still - s.rt->now_ms() + 1);
               }
             }
           } else {
-            if (work.token != s.retry_token) return;
+            if (work.token != retry_token(s)) return;
             set_retry_token(s, 0);
             if (!s.state.exists() || s.state.terminal() || s.retry_due_at == 0) return;
             if (s.retry_due_at > work.at) {  // events since: wait for what is left
