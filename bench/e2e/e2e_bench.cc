@@ -974,6 +974,7 @@ bool Bench::setup() {
   serve_options.wire = options_.protobuf ? kafka::Wire::kProtobuf : kafka::Wire::kJson;
   serve_options.out = nullptr;
   if (options_.max_open_orders) serve_options.max_open_orders = *options_.max_open_orders;
+  serve_options.analytics = options_.analytics;
   serve_options.tune_runtime = [this](runtime::Options& runtime) {
     if (options_.scheduler_threads > 0) runtime.scheduler_threads = options_.scheduler_threads;
     if (options_.worker_spins) runtime.worker_spins = *options_.worker_spins;
@@ -1290,6 +1291,9 @@ int Bench::run() {
   field("saga_retries", u64(runtime_after.retries - runtime_before.retries));
   field("late_replies", u64(runtime_after.late_replies - runtime_before.late_replies));
   field("ingress_busy", u64(ingress.busy));
+  // The CDC target's kind only (sqlite, postgresql, off): a URL may carry a password.
+  field("analytics", events::json::quoted(options_.analytics.empty() ? "sqlite"
+                                          : options_.analytics.substr(0, options_.analytics.find(':'))));
   field("max_open_orders", u64(options_.max_open_orders.value_or(serve::ServeOptions{}.max_open_orders)));
   field("placements_deferred", u64(runtime_after.placements_refused - runtime_before.placements_refused));
   field("cpu_seconds", cpu_json(cpu));

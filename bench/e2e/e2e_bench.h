@@ -40,6 +40,7 @@ struct E2eBenchOptions {
   std::optional<std::size_t> worker_spins;  // runtime::Options::worker_spins; unset: its default
   std::optional<std::size_t> worker_naps;   // runtime::Options::worker_naps; unset: its default
   std::optional<std::size_t> max_open_orders;  // the engine's admission bound; unset: ffe serve's default
+  std::string analytics;              // ServeOptions::analytics: empty: ffe serve's (SQLite in the data dir); "off"
   bool thread_cpu = false;            // also print CPU seconds per thread on stderr
   bool progress = true;               // a progress line on stderr, only if it is a terminal
 };
