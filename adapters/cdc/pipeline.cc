@@ -259,6 +259,7 @@ void CdcPipeline::run() {
   }
   auto last_cursor_store = std::chrono::steady_clock::now();
   std::chrono::milliseconds backoff{0};
+  std::vector<ShardState*> ready;  // shards with a batch to apply this round
   bool checkpoints_known = false;
   while (!stop_.load()) {
     if (!sink_ || !backfill_marked_) {
@@ -285,6 +286,7 @@ void CdcPipeline::run() {
     }
     bool busy = false;
     bool reread = false;
+    const std::uint64_t refusals_before = totals_.guard_refusals;
     for (auto& state : shards_) {
       if (stop_.load()) break;
       if (state->stats.compacted_past) continue;
@@ -301,10 +303,11 @@ void CdcPipeline::run() {
         }
         state->backoff = std::chrono::milliseconds(0);
       }
-      const std::uint64_t refusals_before = totals_.guard_refusals;
-      busy |= serve_shard(*state);
-      if (totals_.guard_refusals != refusals_before) reread = true;
+      if (read_batch(*state)) ready.push_back(state.get());
     }
+    busy |= apply_ready(ready);
+    ready.clear();
+    if (totals_.guard_refusals != refusals_before) reread = true;
     if (reread) checkpoints_known = false;
     if (std::chrono::steady_clock::now() - last_cursor_store >= options_.cursor_interval) {
       store_cursors(false);
@@ -487,7 +490,33 @@ bool CdcPipeline::backfill_shard(ShardState& state) {
   return true;
 }
 
-bool CdcPipeline::serve_shard(ShardState& state) {
+bool CdcPipeline::apply_ready(const std::vector<ShardState*>& ready) {
+  if (ready.empty()) return false;
+  if (ready.size() > 1) {
+    // Every shard's batch of this round in one transaction: one commit (a synced write in
+    // SQLite) instead of one per shard. Each batch keeps its own checkpoint guard; if any
+    // part fails, nothing was written and each shard applies alone below, so a refusal or
+    // an outage is handled and reported per shard as before.
+    std::vector<const Batch*> batches;
+    bool published = true;
+    for (ShardState* state : ready) {
+      published = published && publish_pending(*state).is_ok();
+      batches.push_back(&*state->pending);
+    }
+    if (published && sink_->apply_all(batches).is_ok()) {
+      for (ShardState* state : ready) applied(*state);
+      return true;
+    }
+  }
+  bool busy = false;
+  for (ShardState* state : ready) {
+    if (stop_.load()) break;
+    busy |= apply_pending(*state);
+  }
+  return busy;
+}
+
+bool CdcPipeline::read_batch(ShardState& state) {
   const std::uint32_t shard = state.shard.value;
   if (!state.pending) {
     if (!state.watch) return false;
@@ -567,12 +596,14 @@ bool CdcPipeline::serve_shard(ShardState& state) {
           failure = read.status();
         }
       }
+      // Existed at the batch's start: an earlier batch (or the backfill) wrote its row.
+      const bool existed = start_known && entity != nullptr;
       // "before" of an envelope: the row of the state at the batch's start (none if it did not
       // exist, or if that revision was compacted), taken before the batch's events move it on.
       bool has_before = false;
       std::optional<OrderRow> order_before;
       std::optional<SkuRow> sku_before;
-      if (options_.publish && start_known && entity != nullptr) {
+      if (options_.publish && existed) {
         has_before = true;
         if (kind == EntityKind::kOrder) {
           auto when = commit_time(journal_, state.shard, entity->mod_revision);
@@ -606,6 +637,7 @@ bool CdcPipeline::serve_shard(ShardState& state) {
         if (kind == EntityKind::kOrder) {
           OrderRow row = order_row(shard, key, std::get<order::State>(entity->state), entity->mod_revision, time);
           if (options_.publish) envelopes.push_back(order_envelope(order_before, row, op, time));
+          row.lines_stored = existed;
           batch.orders.push_back(std::move(row));
         } else {
           SkuRow row = sku_row(shard, key, std::get<sku::State>(entity->state), entity->mod_revision);
@@ -639,40 +671,51 @@ bool CdcPipeline::serve_shard(ShardState& state) {
     std::lock_guard lock(mutex_);
     state.oldest_unapplied_ms = state.pending_committed_ms.front();
   }
-  if (std::chrono::steady_clock::now() < state.retry_at) return false;
+  return std::chrono::steady_clock::now() >= state.retry_at;
+}
 
-  Status status = Status::ok();
-  if (options_.publish && !state.envelopes_published) {
-    status = options_.publish(shard, state.pending_envelopes);
-    if (status) state.envelopes_published = true;
-    else status = Status(StatusCode::kIoError, "publishing the change envelopes: " + status.to_string());
+Status CdcPipeline::publish_pending(ShardState& state) {
+  if (!options_.publish || state.envelopes_published) return Status::ok();
+  Status status = options_.publish(state.shard.value, state.pending_envelopes);
+  if (!status) return Status(StatusCode::kIoError, "publishing the change envelopes: " + status.to_string());
+  state.envelopes_published = true;
+  return status;
+}
+
+void CdcPipeline::applied(ShardState& state) {
+  const std::uint32_t shard = state.shard.value;
+  if (options_.after_apply) options_.after_apply(*state.pending);
+  const Batch& batch = *state.pending;
+  if (options_.on_applied) options_.on_applied(shard, state.pending_committed_ms, now_ms());
+  if (state.stats.stalled) {
+    spdlog::info("cdc: shard {}: {} accepts writes again; applied revisions {}..{}", shard, sink_description_,
+                 batch.after_revision + 1, batch.to_revision);
   }
+  {
+    std::lock_guard lock(mutex_);
+    state.checkpoint = batch.to_revision;
+    state.stats.checkpoint = batch.to_revision;
+    ++state.stats.batches;
+    state.stats.orders_applied += batch.orders.size();
+    state.stats.skus_applied += batch.skus.size();
+    state.stats.stalled = false;
+    totals_.orders_applied += batch.orders.size();
+    totals_.skus_applied += batch.skus.size();
+    state.oldest_unapplied_ms = 0;
+  }
+  state.pending.reset();
+  state.pending_committed_ms.clear();
+  state.pending_envelopes.clear();
+  state.backoff = std::chrono::milliseconds(0);
+  progressed_.notify_all();
+}
+
+bool CdcPipeline::apply_pending(ShardState& state) {
+  const std::uint32_t shard = state.shard.value;
+  Status status = publish_pending(state);
   if (status) status = sink_->apply(*state.pending);
   if (status) {
-    if (options_.after_apply) options_.after_apply(*state.pending);
-    const Batch& batch = *state.pending;
-    if (options_.on_applied) options_.on_applied(shard, state.pending_committed_ms, now_ms());
-    if (state.stats.stalled) {
-      spdlog::info("cdc: shard {}: {} accepts writes again; applied revisions {}..{}", shard, sink_description_,
-                   batch.after_revision + 1, batch.to_revision);
-    }
-    {
-      std::lock_guard lock(mutex_);
-      state.checkpoint = batch.to_revision;
-      state.stats.checkpoint = batch.to_revision;
-      ++state.stats.batches;
-      state.stats.orders_applied += batch.orders.size();
-      state.stats.skus_applied += batch.skus.size();
-      state.stats.stalled = false;
-      totals_.orders_applied += batch.orders.size();
-      totals_.skus_applied += batch.skus.size();
-      state.oldest_unapplied_ms = 0;
-    }
-    state.pending.reset();
-    state.pending_committed_ms.clear();
-    state.pending_envelopes.clear();
-    state.backoff = std::chrono::milliseconds(0);
-    progressed_.notify_all();
+    applied(state);
     return true;
   }
   if (status.code() == StatusCode::kInvalidArgument) {

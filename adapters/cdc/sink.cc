@@ -8,6 +8,7 @@
 #include <charconv>
 #include <chrono>
 #include <functional>
+#include <set>
 #include <unordered_map>
 #include <utility>
 
@@ -170,16 +171,19 @@ std::string upsert_sql(std::string_view table, const std::vector<std::string>& c
 
 // Last occurrence wins: a batch's rows are states, and one statement may not touch a key
 // twice (PostgreSQL refuses "ON CONFLICT DO UPDATE command cannot affect row a second time").
+// `parts`: the rows of one batch, or of several shards' batches applied together.
 template <typename Row, typename Key>
-std::vector<const Row*> last_per_key(const std::vector<Row>& rows, Key key) {
-  std::unordered_map<std::string, std::size_t> index;
+std::vector<const Row*> last_per_key(const std::vector<const std::vector<Row>*>& parts, Key key) {
+  std::unordered_map<std::string_view, std::size_t> index;
   std::vector<const Row*> out;
-  for (const auto& r : rows) {
-    auto [it, inserted] = index.try_emplace(key(r), out.size());
-    if (inserted) {
-      out.push_back(&r);
-    } else {
-      out[it->second] = &r;
+  for (const auto* rows : parts) {
+    for (const auto& r : *rows) {
+      auto [it, inserted] = index.try_emplace(key(r), out.size());
+      if (inserted) {
+        out.push_back(&r);
+      } else {
+        out[it->second] = &r;
+      }
     }
   }
   return out;
@@ -212,47 +216,41 @@ class SqlSink final : public Sink {
     return out;
   }
 
-  Status apply(const Batch& batch) override {
-    if (batch.to_revision < batch.after_revision) {
-      return {StatusCode::kInvalidArgument,
-              "shard " + std::to_string(batch.shard) + ": batch to_revision " +
-                  std::to_string(batch.to_revision) + " is below its after_revision " +
-                  std::to_string(batch.after_revision)};
-    }
-    if (auto s = check_shard(batch.shard, batch.orders, batch.skus); !s) return s;
-    return in_transaction([&]() -> Status {
-      const std::vector<SqlValue> shard{static_cast<std::int64_t>(batch.shard)};
-      // The row exists from the shard's first batch on (revision 0 until a change).
-      auto created = db_->exec(
-          "INSERT INTO cdc_checkpoint (shard, revision) VALUES ($1, 0) ON CONFLICT (shard) DO NOTHING",
-          shard);
-      if (!created) return created.status();
-      // The guard and the new checkpoint in one statement: a concurrent writer of the same
-      // shard waits on the row lock and then finds the revision moved.
-      auto moved = db_->exec(
-          "UPDATE cdc_checkpoint SET revision = $1 WHERE shard = $2 AND revision = $3",
-          {as_int(batch.to_revision), static_cast<std::int64_t>(batch.shard),
-           as_int(batch.after_revision)});
-      if (!moved) return moved.status();
-      if (*moved != 1) {
-        auto stored = db_->query("SELECT revision FROM cdc_checkpoint WHERE shard = $1", shard);
-        if (!stored) return stored.status();
-        const std::string now = stored->empty() || !(*stored)[0][0] ? "?" : *(*stored)[0][0];
+  Status apply(const Batch& batch) override { return apply_all({&batch}); }
+
+  Status apply_all(const std::vector<const Batch*>& batches) override {
+    std::set<std::uint32_t> shards;
+    for (const Batch* batch : batches) {
+      if (batch->to_revision < batch->after_revision) {
         return {StatusCode::kInvalidArgument,
-                "shard " + std::to_string(batch.shard) + ": the sink's checkpoint is revision " +
-                    now + " but the batch applies after revision " +
-                    std::to_string(batch.after_revision) + " (up to " +
-                    std::to_string(batch.to_revision) +
-                    "): already applied or a gap; nothing written"};
+                "shard " + std::to_string(batch->shard) + ": batch to_revision " +
+                    std::to_string(batch->to_revision) + " is below its after_revision " +
+                    std::to_string(batch->after_revision)};
       }
-      return write_rows(batch.orders, batch.skus);
+      if (!shards.insert(batch->shard).second) {
+        return {StatusCode::kInvalidArgument, "shard " + std::to_string(batch->shard) + ": two batches in one apply"};
+      }
+      if (auto s = check_shard(batch->shard, batch->orders, batch->skus); !s) return s;
+    }
+    return in_transaction([&]() -> Status {
+      for (const Batch* batch : batches) {
+        if (auto s = move_checkpoint(*batch); !s) return s;
+      }
+      // The shards' rows together: fuller multi-row statements are fewer statements.
+      std::vector<const std::vector<OrderRow>*> orders;
+      std::vector<const std::vector<SkuRow>*> skus;
+      for (const Batch* batch : batches) {
+        orders.push_back(&batch->orders);
+        skus.push_back(&batch->skus);
+      }
+      return write_rows(orders, skus);
     });
   }
 
   Status backfill(std::uint32_t shard, const std::vector<OrderRow>& orders,
                   const std::vector<SkuRow>& skus) override {
     if (auto s = check_shard(shard, orders, skus); !s) return s;
-    return in_transaction([&] { return write_rows(orders, skus); });
+    return in_transaction([&] { return write_rows({&orders}, {&skus}); });
   }
 
   Result<std::vector<OrderRow>> read_orders(std::uint32_t shard) override {
@@ -349,6 +347,29 @@ class SqlSink final : public Sink {
     return Status::ok();
   }
 
+  // Inside the caller's transaction: the guard and the shard's new checkpoint.
+  Status move_checkpoint(const Batch& batch) {
+    const std::vector<SqlValue> shard{static_cast<std::int64_t>(batch.shard)};
+    // The row exists from the shard's first batch on (revision 0 until a change).
+    auto created = db_->exec(
+        "INSERT INTO cdc_checkpoint (shard, revision) VALUES ($1, 0) ON CONFLICT (shard) DO NOTHING", shard);
+    if (!created) return created.status();
+    // The guard and the new checkpoint in one statement: a concurrent writer of the same
+    // shard waits on the row lock and then finds the revision moved.
+    auto moved = db_->exec("UPDATE cdc_checkpoint SET revision = $1 WHERE shard = $2 AND revision = $3",
+                           {as_int(batch.to_revision), static_cast<std::int64_t>(batch.shard),
+                            as_int(batch.after_revision)});
+    if (!moved) return moved.status();
+    if (*moved == 1) return Status::ok();
+    auto stored = db_->query("SELECT revision FROM cdc_checkpoint WHERE shard = $1", shard);
+    if (!stored) return stored.status();
+    const std::string now = stored->empty() || !(*stored)[0][0] ? "?" : *(*stored)[0][0];
+    return {StatusCode::kInvalidArgument,
+            "shard " + std::to_string(batch.shard) + ": the sink's checkpoint is revision " + now +
+                " but the batch applies after revision " + std::to_string(batch.after_revision) + " (up to " +
+                std::to_string(batch.to_revision) + "): already applied or a gap; nothing written"};
+  }
+
   // Runs `body` in a transaction: commits when it returns OK, rolls back otherwise.
   Status in_transaction(const std::function<Status()>& body, bool write = true) {
     if (auto s = db_->begin(write); !s) return s;
@@ -361,25 +382,30 @@ class SqlSink final : public Sink {
   }
 
   // Upserts orders (lines replaced as a whole) and SKUs, inside the caller's transaction.
-  Status write_rows(const std::vector<OrderRow>& orders, const std::vector<SkuRow>& skus) {
-    const auto order_rows = last_per_key(orders, [](const OrderRow& o) { return o.order_id; });
-    const auto sku_rows = last_per_key(skus, [](const SkuRow& s) { return s.sku; });
+  Status write_rows(const std::vector<const std::vector<OrderRow>*>& orders,
+                    const std::vector<const std::vector<SkuRow>*>& skus) {
+    const auto order_rows = last_per_key(orders, [](const OrderRow& o) { return std::string_view(o.order_id); });
+    const auto sku_rows = last_per_key(skus, [](const SkuRow& s) { return std::string_view(s.sku); });
     const auto& key = order_columns_.front();  // order_id
 
     for (std::size_t begin = 0, end = 0; begin < order_rows.size(); begin = end) {
       end = begin + statement_rows(order_rows.size() - begin);
       std::vector<SqlValue> values;
-      std::vector<SqlValue> ids;
+      std::vector<SqlValue> ids;  // orders whose lines are (re)written
       for (auto i = begin; i < end; ++i) {
         for (const auto& c : order_columns_) values.push_back(order_value(*order_rows[i], c));
-        ids.emplace_back(order_rows[i]->order_id);
+        if (!order_rows[i]->lines_stored) ids.emplace_back(order_rows[i]->order_id);
       }
       auto up = db_->exec(upsert_sql("orders", order_columns_, key, end - begin), values);
       if (!up) return up.status();
-      auto del = db_->exec("DELETE FROM order_lines WHERE order_id IN " +
-                               placeholders(1, ids.size()),
-                           ids);
-      if (!del) return del.status();
+      // Fixed statement sizes here too (statement_rows), so the prepared statements are reused.
+      for (std::size_t done = 0, rows = 0; done < ids.size(); done += rows) {
+        rows = statement_rows(ids.size() - done);
+        std::vector<SqlValue> chunk(ids.begin() + static_cast<std::ptrdiff_t>(done),
+                                    ids.begin() + static_cast<std::ptrdiff_t>(done + rows));
+        auto del = db_->exec("DELETE FROM order_lines WHERE order_id IN " + placeholders(1, rows), chunk);
+        if (!del) return del.status();
+      }
     }
 
     std::vector<SqlValue> line_values;
@@ -401,6 +427,7 @@ class SqlSink final : public Sink {
       return Status::ok();
     };
     for (const auto* o : order_rows) {
+      if (o->lines_stored) continue;
       for (std::size_t n = 0; n < o->lines.size(); ++n) {
         const auto& l = o->lines[n];
         line_values.insert(line_values.end(), {o->order_id, static_cast<std::int64_t>(n), l.sku,

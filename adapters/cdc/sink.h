@@ -44,6 +44,10 @@ struct OrderRow {
   std::string currency;
   std::string reason;
   std::vector<OrderLineRow> lines;  // in the order placed
+  // Set by the CDC pipeline when the order existed at the batch's after_revision: the sink
+  // already holds its lines from that earlier batch, and an order's lines never change after
+  // it is placed, so apply() upserts only its `orders` row. Rows read back leave it false.
+  bool lines_stored = false;
   friend bool operator==(const OrderRow&, const OrderRow&) = default;
 };
 
@@ -88,6 +92,10 @@ class Sink {
   // kIoError when the database is unreachable or refuses the write (nothing applied; the
   // caller retries the same batch later).
   virtual storage::Status apply(const Batch& batch) = 0;
+
+  // apply() for batches of distinct shards, all in ONE transaction: every batch's guard holds
+  // and all are written, or nothing is (the first refusal or error is returned).
+  virtual storage::Status apply_all(const std::vector<const Batch*>& batches) = 0;
 
   // Backfill after a migration: upserts rows WITHOUT touching the checkpoint; only rows of
   // entities whose stored revision is <= the shard's checkpoint are meant to be passed.

@@ -245,6 +245,62 @@ TEST_P(SinkTest, AnOrdersLinesAreReplacedAsAWholeInTheOrderPlaced) {
   EXPECT_EQ((*sink->read_orders(0))[0], b3.orders[1]);
 }
 
+TEST_P(SinkTest, AnOrderWhoseLinesAreStoredKeepsThemAndOnlyItsRowMoves) {
+  auto sink = open();
+  ASSERT_TRUE(sink);
+  Batch b1 = batch(0, 0, 1);
+  b1.orders = {order("o-1", 0, 1, "RESERVING", {kC, kA}), order("o-2", 0, 1, "RESERVING", {kB})};
+  ASSERT_TRUE(sink->apply(b1));
+
+  // o-1 existed before this batch (the pipeline says so): its lines are not sent again; o-3
+  // is new in the same batch and gets its lines.
+  Batch b2 = batch(0, 1, 2);
+  OrderRow moved = order("o-1", 0, 2, "AUTHORIZING", {});
+  moved.total_cents = b1.orders[0].total_cents;
+  moved.lines_stored = true;
+  b2.orders = {moved, order("o-3", 0, 2, "RESERVING", {kA, kB})};
+  ASSERT_TRUE(sink->apply(b2));
+  auto orders = sink->read_orders(0);
+  ASSERT_TRUE(orders);
+  ASSERT_EQ(orders->size(), 3u);
+  EXPECT_EQ((*orders)[0].state, "AUTHORIZING");
+  EXPECT_EQ((*orders)[0].revision, 2u);
+  EXPECT_EQ((*orders)[0].lines, (std::vector<OrderLineRow>{kC, kA}));
+  EXPECT_EQ((*orders)[1], b1.orders[1]);
+  EXPECT_EQ((*orders)[2], b2.orders[1]);
+  EXPECT_EQ(column_values("SELECT COUNT(*) FROM order_lines"), std::vector<std::string>{"5"});
+}
+
+TEST_P(SinkTest, SeveralShardsBatchesApplyTogetherOrNotAtAll) {
+  auto sink = open();
+  ASSERT_TRUE(sink);
+  Batch a = batch(0, 0, 3);
+  a.orders = {order("o-a", 0, 3, "RESERVING", {kA})};
+  a.skus = {sku("sku-a", 0, 2, 10, 1)};
+  Batch b = batch(1, 0, 5);
+  b.orders = {order("o-b", 1, 5, "FULFILLED", {kB, kC})};
+  ASSERT_TRUE(sink->apply_all({&a, &b}));
+  EXPECT_EQ(*sink->read_orders(0), a.orders);
+  EXPECT_EQ(*sink->read_skus(0), a.skus);
+  EXPECT_EQ(*sink->read_orders(1), b.orders);
+  EXPECT_EQ(*sink->checkpoints(), (std::map<std::uint32_t, std::uint64_t>{{0, 3}, {1, 5}}));
+
+  // Shard 1's guard refuses (its batch was applied already): shard 0's next batch is not
+  // written either, and the refusal names shard 1.
+  Batch a2 = batch(0, 3, 4);
+  a2.orders = {order("o-a", 0, 4, "AUTHORIZING", {kA})};
+  storage::Status refused = sink->apply_all({&a2, &b});
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.to_string().find("shard 1"), std::string::npos) << refused.to_string();
+  EXPECT_EQ(*sink->read_orders(0), a.orders);
+  EXPECT_EQ(*sink->checkpoints(), (std::map<std::uint32_t, std::uint64_t>{{0, 3}, {1, 5}}));
+
+  // Two batches of one shard in one call are refused before anything is written.
+  Batch a3 = batch(0, 4, 5);
+  EXPECT_EQ(sink->apply_all({&a2, &a3}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*sink->checkpoints(), (std::map<std::uint32_t, std::uint64_t>{{0, 3}, {1, 5}}));
+}
+
 TEST_P(SinkTest, ALargeBatchSpansManyStatementsInOneTransaction) {
   auto sink = open();
   ASSERT_TRUE(sink);
