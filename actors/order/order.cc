@@ -535,12 +535,14 @@ Decision decide(const State& state, const Command& command, std::int64_t now_ms,
                     command);
 }
 
+bool is_creation(const v1::OrderEvent& event) {
+  return event.event_case() == v1::OrderEvent::kPlaced || event.event_case() == v1::OrderEvent::kRejected;
+}
+
 void evolve(State& state, const v1::OrderEvent& event) {
   // Terminal is absorbing (architecture invariant 4): nothing is ever applied after it.
   FFE_ASSERT(!state.terminal(), "order event applied after the order was terminal");
-  const bool is_creation = event.event_case() == v1::OrderEvent::kPlaced ||
-                           event.event_case() == v1::OrderEvent::kRejected;
-  FFE_ASSERT(state.exists() != is_creation,
+  FFE_ASSERT(state.exists() != is_creation(event),
              "order event applied before OrderPlaced/OrderRejected, or a second one of them");
 
   switch (event.event_case()) {

@@ -111,6 +111,10 @@ Decision decide(const State& state, const Command& command, std::int64_t now_ms,
 
 void evolve(State& state, const v1::OrderEvent& event);
 
+// OrderPlaced or OrderRejected: an order's first event, and only its first (evolve() asserts
+// both), so a reader that meets one knows the order did not exist before it.
+bool is_creation(const v1::OrderEvent& event);
+
 std::optional<std::string> check_invariants(const State& state);
 
 v1::OrderSnapshot to_snapshot(const State& state);

@@ -70,6 +70,11 @@ void fold_events(order::State& state, std::string_view entity_key, std::span<con
   for (std::string_view bytes : events) order::evolve(state, parse_event<v1::OrderEvent>(entity_key, bytes));
 }
 
+bool creates_entity(std::string_view entity_key, std::string_view bytes) {
+  if (!entity_key.starts_with(kOrderPrefix)) return false;
+  return order::is_creation(parse_event<v1::OrderEvent>(entity_key, bytes));
+}
+
 std::string DomainFolder::fold(std::string_view entity_key, std::optional<std::string_view> snapshot,
                                std::span<const std::string_view> events) {
   if (entity_key.starts_with(kSkuPrefix)) {

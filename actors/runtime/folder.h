@@ -41,4 +41,10 @@ order::State decode_order(std::string_view entity_key, std::string_view state_by
 void fold_events(sku::State& state, std::string_view entity_key, std::span<const std::string_view> events);
 void fold_events(order::State& state, std::string_view entity_key, std::span<const std::string_view> events);
 
+// True when the journal event `bytes` of `entity_key` can only be the entity's first
+// (order::is_creation): a reader that meets it first in a run of events knows the entity
+// did not exist before, without reading it. False for anything else (a SKU has no such
+// event). Bad bytes abort as in fold().
+bool creates_entity(std::string_view entity_key, std::string_view bytes);
+
 }  // namespace ffe::runtime

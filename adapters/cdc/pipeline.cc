@@ -584,7 +584,9 @@ bool CdcPipeline::read_batch(ShardState& state) {
       // cursor normally holds compaction back) is the entity read whole at to_revision.
       // Folded in place, in the cache: a SKU's state is large, and even moving it allocates.
       CachedEntity* entity = cache_find(state, key);
-      bool start_known = entity != nullptr;  // the state at C is known (nullptr: did not exist)
+      // The state at C is known (nullptr: did not exist): cached, or the batch begins the
+      // entity (an order's OrderPlaced or OrderRejected), which needs no read.
+      bool start_known = entity != nullptr || runtime::creates_entity(key, events_of[key].front());
       Status failure = Status::ok();
       if (!start_known) {
         auto read = batch.after_revision == 0 ? Result<std::optional<storage::EntityState>>(std::nullopt)

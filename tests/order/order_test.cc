@@ -747,6 +747,19 @@ TEST(OrderEvolve, InvariantsHoldAtTheEndOfEveryHistory) {
   }
 }
 
+// CDC skips reading an order whose batch begins with a creation event (docs/cdc.md): that
+// must be every history's first event and none of its later ones.
+TEST(OrderEvolve, OnlyAnOrdersFirstEventIsACreation) {
+  for (const History* history : {&kFulfilled, &kCancelled, &kCancelledWhileReserving, &kRejectedInvalid,
+                                 &kVoidingGhost, &kReleasingAfterVoid}) {
+    ASSERT_FALSE(history->empty());
+    EXPECT_TRUE(is_creation(history->front())) << render(*history);
+    for (std::size_t i = 1; i < history->size(); ++i) {
+      EXPECT_FALSE(is_creation((*history)[i])) << i << " of " << render(*history);
+    }
+  }
+}
+
 using OrderEvolveDeathTest = ::testing::Test;
 
 TEST(OrderEvolveDeathTest, EventAfterTerminalAborts) {
