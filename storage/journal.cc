@@ -194,6 +194,9 @@ struct ShardState {
 
   OutboxPosition outbox_end;     // one past the last durable outbox entry
   OutboxPosition outbox_cursor;  // the first entry not marked sent
+  // mark_sent moved outbox_cursor past what is stored: the writer's next batch (or the
+  // close) stores it.
+  bool outbox_cursor_dirty = false;
 
   // Waiters for this shard's durable revision or outbox (a relay, a watch, CDC), with
   // Impl::progress_mu_. One per shard, so a batch wakes only the waiters of the shards it
@@ -415,6 +418,8 @@ class Journal::Impl {
               const std::string& state) const;
   // A write outside the commit path (snapshots, cursors, compaction); fails stop on error.
   Status write_side(rocksdb::WriteBatch& batch, bool sync, const std::string& what);
+  // Puts the outbox cursors mark_sent moved into `batch` and forgets them (progress_mu_).
+  void put_outbox_cursors(rocksdb::WriteBatch& batch);
 
   std::string dir_;
   JournalOptions options_;
@@ -484,6 +489,7 @@ class Journal::Impl {
 
   std::mutex compact_mu_;  // one compaction at a time
   std::mutex outbox_mu_;   // one mark_sent at a time
+  std::vector<ShardState*> dirty_outbox_cursors_;  // outbox_cursor_dirty ones, with progress_mu_
   // Held by the writer while a batch with dedupe keys is built and written, and by
   // compaction while it deletes expired dedupe keys, so compaction never deletes a key the
   // writer just rewrote at a newer revision.
@@ -917,6 +923,12 @@ Journal::Impl::~Impl() {
   }
   notify_progress();
   if (db_ != nullptr) {
+    if (started_ && !failed_.load() && !options_.read_only) {
+      // The outbox cursors mark_sent moved since the last batch (no relay runs any more).
+      rocksdb::WriteBatch batch;
+      put_outbox_cursors(batch);
+      if (batch.Count() > 0) write_side(batch, /*sync=*/true, "storing the outbox cursors at close");
+    }
     // Only a journal that opened completely flushes: a refused open writes nothing more.
     if (options_.flush_at_close && started_ && !failed_.load()) {
       rocksdb::FlushOptions flush_options;
@@ -1358,6 +1370,7 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
   for (const auto& input : inputs) {
     batch.Put(input.shard->cf, enc::input_key(input.source), enc::encode_input_value(input.offset, input.revision));
   }
+  put_outbox_cursors(batch);
 
   rocksdb::Status written;
   const auto write_started = std::chrono::steady_clock::now();
@@ -1400,6 +1413,15 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
   stat_noop_.fetch_add(noop, std::memory_order_relaxed);
   stat_snapshots_given_.fetch_add(given, std::memory_order_relaxed);
   complete(group, Status::ok());
+}
+
+void Journal::Impl::put_outbox_cursors(rocksdb::WriteBatch& batch) {
+  std::lock_guard lock(progress_mu_);
+  for (ShardState* shard : dirty_outbox_cursors_) {
+    batch.Put(shard->cf, enc::kMetaOutboxCursor, enc::encode_outbox_position(shard->outbox_cursor));
+    shard->outbox_cursor_dirty = false;
+  }
+  dirty_outbox_cursors_.clear();
 }
 
 Status Journal::Impl::write_side(rocksdb::WriteBatch& batch, bool sync, const std::string& what) {
@@ -1916,6 +1938,8 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
     batch.DeleteRange(shard.cf, enc::log_key(0), enc::log_key(revision));
     OutboxPosition outbox_limit = std::min(OutboxPosition{revision, 0}, cursor);  // only sent entries go
     batch.DeleteRange(shard.cf, enc::outbox_key(0, 0), enc::outbox_key(outbox_limit.revision, outbox_limit.seq));
+    // The cursor that decided it, stored with it (mark_sent leaves storing to the writer).
+    batch.Put(shard.cf, enc::kMetaOutboxCursor, enc::encode_outbox_position(cursor));
     if (Status written = write_side(batch, /*sync=*/true, what); !written) return written;
   }
 
@@ -2037,13 +2061,16 @@ Status Journal::Impl::mark_sent(ShardId shard_id, OutboxPosition up_to) {
   }
   const OutboxPosition next = up_to.next();
   if (next <= cursor) return Status::ok();
-  rocksdb::WriteBatch batch;
-  batch.Put((*shard)->cf, enc::kMetaOutboxCursor, enc::encode_outbox_position(next));
-  // No fsync of its own: losing the last marks re-sends those messages (at-least-once).
-  if (Status status = write_side(batch, /*sync=*/false, (*shard)->name + ": advancing the outbox cursor"); !status)
-    return status;
+  // Stored by the writer's next batch (or the close), not by a write of its own: a write
+  // here joined RocksDB's write queue behind the writer's synced write, so the relay waited
+  // out an fsync for every hand-off. A crash loses at most the marks since the last batch,
+  // and those messages are sent again (at-least-once).
   std::lock_guard lock(progress_mu_);
   (*shard)->outbox_cursor = next;
+  if (!(*shard)->outbox_cursor_dirty) {
+    (*shard)->outbox_cursor_dirty = true;
+    dirty_outbox_cursors_.push_back(*shard);
+  }
   return Status::ok();
 }
 

@@ -231,9 +231,11 @@ class Journal {
   // The first position not yet marked sent (where a relay starts after a restart).
   Result<OutboxPosition> outbox_cursor(ShardId shard) const;
   // Marks every entry up to and including `up_to` sent (a separate cursor key; entries
-  // are never rewritten). Written without its own fsync: a crash may forget the last
-  // marks and the relay then sends those messages again (at-least-once; consumers dedupe
-  // by command id). kInvalidArgument if `up_to` is not a durable entry.
+  // are never rewritten). Moves the cursor in memory and writes nothing itself: the next
+  // commit batch stores it (so do compaction and a clean close). A crash may forget the
+  // marks since the last batch, and the relay then sends those messages again
+  // (at-least-once; consumers dedupe by command id). kInvalidArgument if `up_to` is not a
+  // durable entry.
   Status mark_sent(ShardId shard, OutboxPosition up_to);
   // Waits until an outbox entry at or after `from` is durable; false on timeout.
   bool wait_for_outbox(ShardId shard, OutboxPosition from, std::chrono::milliseconds timeout) const;

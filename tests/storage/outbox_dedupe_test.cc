@@ -92,6 +92,33 @@ TEST_F(OutboxDedupeTest, MarkSentAdvancesACursorAndUnsentEntriesComeBackAfterRes
   EXPECT_EQ(read_all(*journal, {2, 2}), (Entries{{{2, 2}, "e"}}));
 }
 
+// mark_sent writes nothing itself (a write of its own waited behind the writer's fsync): the
+// next batch stores the cursor, and so does a clean close.
+TEST_F(OutboxDedupeTest, TheCursorIsStoredByTheNextBatchAndAtClose) {
+  auto stored_cursor = [&] {
+    JournalOptions options;
+    options.folder = &folder_;
+    options.read_only = true;
+    auto reader = Journal::open(dir_.path(), options);
+    EXPECT_TRUE(reader.is_ok()) << reader.status().to_string();
+    return reader ? *(*reader)->outbox_cursor(kShard) : OutboxPosition{};
+  };
+  {
+    auto journal = open();
+    commit_ok(*journal, with_outbox(true, {"a", "b"}));  // r1
+    ASSERT_TRUE(journal->mark_sent(kShard, {1, 1}).is_ok());
+    EXPECT_EQ(*journal->outbox_cursor(kShard), (OutboxPosition{1, 2}));
+    EXPECT_EQ(stored_cursor(), (OutboxPosition{0, 0}));  // not yet on disk
+    commit_ok(*journal, with_outbox(true, {"c"}));      // r2 carries it
+    EXPECT_EQ(stored_cursor(), (OutboxPosition{1, 2}));
+    ASSERT_TRUE(journal->mark_sent(kShard, {2, 0}).is_ok());
+    EXPECT_EQ(stored_cursor(), (OutboxPosition{1, 2}));
+  }
+  auto journal = open();  // the close stored the last mark
+  EXPECT_EQ(*journal->outbox_cursor(kShard), (OutboxPosition{2, 1}));
+  EXPECT_TRUE(read_all(*journal, {2, 1}).empty());
+}
+
 TEST_F(OutboxDedupeTest, WaitForOutboxWakesOnADurableEntryIncludingNoops) {
   auto journal = open();
   EXPECT_FALSE(journal->wait_for_outbox(kShard, {}, std::chrono::milliseconds(20)));
