@@ -401,13 +401,10 @@ class Journal::Impl {
 
   void snapshot_loop();
   void handle_touched(const Pending& pending, SnapshotCounts& counts);
-  // The snapshot rule (JournalOptions::snapshot_every_events, snapshot_bytes_ratio): due
-  // once `events` events of `bytes` bytes followed a snapshot of `snapshot_bytes` bytes.
-  bool snapshot_due(std::uint64_t events, std::uint64_t bytes, std::uint64_t snapshot_bytes) const;
-  // Called when the in-memory count says a snapshot is due: checks the rule against what
-  // the disk holds (the latest snapshot at or before `revision` and the events after it,
-  // read anyway to fold), and if it holds writes the entity's state as of `revision` as a
-  // snapshot. Returns the entity's count afterwards: zero events and the state's size when
+  // Called when the in-memory count says a snapshot is due (JournalOptions::snapshot_due):
+  // checks the rule against what the disk holds (the latest snapshot at or before
+  // `revision` and the events after it, read anyway to fold), and if it holds writes the
+  // entity's state as of `revision` as a snapshot. Returns the entity's count afterwards: zero events and the state's size when
   // written (or when the state is over snapshot_bytes_max and therefore not written, so it
   // is not folded again at the very next event), the disk's count when not due.
   Result<SnapshotCount> make_snapshot(const ShardState& shard, std::string_view entity, Revision revision);
@@ -1478,15 +1475,6 @@ void Journal::Impl::snapshot_loop() {
   snapshot_done_cv_.notify_all();
 }
 
-bool Journal::Impl::snapshot_due(std::uint64_t events, std::uint64_t bytes, std::uint64_t snapshot_bytes) const {
-  // Both: the count keeps the reads of a small state short; the bytes amortize rewriting a
-  // big one (each snapshot is paid for by at least ratio x its own size of new events, so
-  // the snapshot bytes written stay within about (1 + 1/ratio) x the event bytes, and a
-  // read folds at most about (1 + ratio) x the state).
-  return events >= options_.snapshot_every_events &&
-         static_cast<double>(bytes) >= options_.snapshot_bytes_ratio * static_cast<double>(snapshot_bytes);
-}
-
 void Journal::Impl::handle_touched(const Pending& pending, SnapshotCounts& counts) {
   const CommitRequest& request = pending.request;
   for (std::size_t i = 0; i < pending.entity_events.size(); ++i) {
@@ -1503,7 +1491,7 @@ void Journal::Impl::handle_touched(const Pending& pending, SnapshotCounts& count
     const Pending::EntityTotals& totals = pending.entity_totals[i];
     count.events = static_cast<std::uint32_t>(std::min<std::uint64_t>(UINT32_MAX, count.events + std::uint64_t{totals.events}));
     count.bytes += totals.bytes;
-    if (!snapshot_due(count.events, count.bytes, count.snapshot_bytes)) continue;
+    if (!options_.snapshot_due(count.events, count.bytes, count.snapshot_bytes)) continue;
     // On failure the count stays, and the entity's next event tries again.
     auto made = make_snapshot(*pending.shard, entity, pending.result.revision);
     if (made) count = *made;
@@ -1528,7 +1516,7 @@ Result<SnapshotCount> Journal::Impl::make_snapshot(const ShardState& shard, std:
     // Not due by the disk's count: the in-memory one had forgotten the snapshot's size (a
     // restart, an eviction). Learning it costs this read, not a snapshot of a big state.
     // (Also the case of a snapshot at this very revision, from read repair or compaction.)
-    if (!history->exists || !snapshot_due(history->events.size(), bytes, snapshot_bytes)) {
+    if (!history->exists || !options_.snapshot_due(history->events.size(), bytes, snapshot_bytes)) {
       return count_of(history->events.size(), bytes, snapshot_bytes);
     }
     state = fold(entity, *history);
@@ -1558,7 +1546,7 @@ void Journal::Impl::repair(const ShardState& shard, std::string_view entity, con
   std::uint64_t bytes = 0;
   for (const auto& [revision, payload] : history.events) bytes += entity.size() + payload.size();
   const std::uint64_t snapshot_bytes = history.snapshot ? history.snapshot->size() : 0;
-  if (!snapshot_due(history.events.size() / 2, bytes / 2, snapshot_bytes)) return;
+  if (!options_.snapshot_due(history.events.size() / 2, bytes / 2, snapshot_bytes)) return;
   rocksdb::WriteBatch batch;
   batch.Put(shard.cf, enc::entity_key(enc::kSnapshotTag, entity, history.mod_revision), state);
   // A read may write: the snapshot is derived data, deterministic, and keyed by the

@@ -89,6 +89,15 @@ struct JournalOptions {
   // snapshots (and read repair); ratio 0 is the count alone.
   std::uint32_t snapshot_every_events = 64;
   double snapshot_bytes_ratio = 1.0;
+  // The rule above, for `events` events of `bytes` bytes since a snapshot of
+  // `snapshot_bytes` bytes (0: unknown). Also what a caller that supplies its own snapshots
+  // (the runtime's SKU actors) follows.
+  bool snapshot_due(std::uint64_t events, std::uint64_t bytes, std::uint64_t snapshot_bytes) const {
+    // Both: the count keeps the reads of a small state short; the bytes amortize rewriting
+    // a big one (each snapshot is paid for by at least ratio x its own size of new events).
+    return events >= snapshot_every_events &&
+           static_cast<double>(bytes) >= snapshot_bytes_ratio * static_cast<double>(snapshot_bytes);
+  }
   // Entities whose counts the snapshot thread keeps in memory (an approximate LRU: two
   // generations of half this each). A forgotten entity starts counting again; read repair
   // bounds what a lost count costs a read.

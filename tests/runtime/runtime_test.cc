@@ -262,6 +262,21 @@ TEST_F(RuntimeTest, DuplicateReceiptIsAcknowledgedWithoutANewRevisionAndCountedO
   EXPECT_EQ(state.received_total, 10);
 }
 
+// A SKU actor holds its state: it attaches the snapshots the journal's rule asks for, so the
+// journal never reads a SKU's events back to fold one; the state read back is the same.
+TEST_F(RuntimeTest, ASkuAttachesItsOwnSnapshotsAndTheJournalFoldsNone) {
+  for (int i = 0; i < 200; ++i) {
+    Ack ack = ack_of(testing::receive_stock("sku-1", 1, "r-" + std::to_string(i)));
+    ASSERT_TRUE(ack.status) << ack.status.to_string();
+  }
+  runtime_->journal().wait_for_snapshots();
+  const storage::JournalStats stats = runtime_->journal().stats();
+  EXPECT_EQ(stats.snapshots_given, 200u / 64);  // at events 64, 128 and 192
+  EXPECT_EQ(stats.snapshots_made, 0u);
+  EXPECT_EQ(sku_state("sku-1").on_hand, 200);
+  EXPECT_EQ(sku_state("sku-1").received_total, 200);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Orders through the saga.
 
