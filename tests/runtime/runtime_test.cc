@@ -277,6 +277,32 @@ TEST_F(RuntimeTest, ASkuAttachesItsOwnSnapshotsAndTheJournalFoldsNone) {
   EXPECT_EQ(sku_state("sku-1").received_total, 200);
 }
 
+// ... unless open reservations dominate its state (a flash sale's hot SKU): serializing that
+// on the actor would stall every command behind it, so the journal's thread snapshots it.
+TEST_F(RuntimeTest, ASkuHoldingManyReservationsLeavesItsSnapshotsToTheJournal) {
+  ASSERT_TRUE(ack_of(testing::receive_stock("sku-1", 10'000, "r-1")).status);
+  auto reserve_up_to = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      Ack ack = ack_of(InventoryCommand{testing::reserve("o-" + std::to_string(i), "sku-1", 1)});
+      ASSERT_TRUE(ack.status) << ack.status.to_string();
+      ASSERT_FALSE(ack.rejection) << ack.rejection->reason;
+    }
+  };
+  reserve_up_to(0, 1024);  // the actor attaches them (the bytes rule spaces them as it grows)
+  runtime_->journal().wait_for_snapshots();
+  const storage::JournalStats small = runtime_->journal().stats();
+  EXPECT_GE(small.snapshots_given, 1u);
+  EXPECT_EQ(small.snapshots_made, 0u);
+  reserve_up_to(1024, 4000);  // above the cutoff: the journal's thread makes them
+  runtime_->journal().wait_for_snapshots();
+  const storage::JournalStats big = runtime_->journal().stats();
+  EXPECT_EQ(big.snapshots_given, small.snapshots_given);
+  EXPECT_GE(big.snapshots_made, 1u);
+  const sku::State state = sku_state("sku-1");
+  EXPECT_EQ(state.reserved, 4000);
+  EXPECT_EQ(state.reservations.size(), 4000u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Orders through the saga.
 
