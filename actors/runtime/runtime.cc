@@ -127,19 +127,26 @@ struct OrderWork {
 struct StockReplyWork {
   v1::StockReply reply;
 };
-struct RecoverWork {};  // an open order found at open(): resend, re-arm
+// An open order found at open() (at_open), or an order whose actor the router restarted
+// after a failure: resend, re-arm.
+struct RecoverWork {
+  bool at_open = true;
+};
 struct TimerWork {
   enum class What { kExpire, kRetry } what;
   std::uint64_t token;  // stale unless it is the order's pending timer of its kind
   std::int64_t at;      // kExpire: the step deadline it was armed for; kRetry: when it is due
 };
 struct PassivateWork {};
+// Runtime::fail_order_actor_for_testing: the actor stops with an error, as a failure outside
+// ffe's handlers would stop it (the router then restarts it from the journal).
+struct FailWork {};
 
 struct Item {
   std::string entity_id;  // the SKU or the order id (routing)
   bool is_sku = false;
   bool counted = false;   // part of Impl::busy_ (wait_quiet)
-  std::variant<InventoryWork, OrderWork, StockReplyWork, RecoverWork, TimerWork, PassivateWork> work;
+  std::variant<InventoryWork, OrderWork, StockReplyWork, RecoverWork, TimerWork, PassivateWork, FailWork> work;
 };
 
 // The latest in-flight commit of an entity: answers decided on state that this commit (and
@@ -935,7 +942,7 @@ void order_handle(OrderActor* self, Item& item) {
             update_timers(self, /*fresh=*/true);
             // An overdue deadline fires now (decide() compares it with the clock).
             order_apply(self, order::Expire{}, nullptr, std::nullopt, false);
-          } else {
+          } else if (work.at_open) {
             if (s.open_indexed || s.state.terminal()) {
               // A stale index entry (terminal order): remove it.
               CommitRequest request;
@@ -1015,6 +1022,10 @@ caf::behavior order_actor(OrderActor* self, Impl* rt, ShardId shard, std::string
             self->send(s.router, atoms::stopped_atom_v, router_key(false, s.id));
             self->quit();
           }
+          return;
+        }
+        if (std::holds_alternative<FailWork>(item.work)) {
+          self->quit(caf::sec::runtime_error);
           return;
         }
         try {
@@ -1132,6 +1143,14 @@ caf::behavior router_actor(RouterActor* self, Impl* rt, ShardId shard) {
           entry.stopping = false;
           router_spawn(self, entry, it->first.substr(1), /*after_failure=*/true);
           router_touch(self, it->first, entry, s.rt->now_ms());
+          if (!entry.is_sku) {
+            // As at open(): an open order re-arms its timers and resends what it waits on
+            // (what the lost mailbox held is gone), and an overdue deadline fires.
+            auto recover = std::make_shared<Item>();
+            recover->entity_id = it->first.substr(1);
+            recover->work = RecoverWork{.at_open = false};
+            self->send(entry.actor, Mail{std::move(recover)});
+          }
           for (auto& mail : buffered) self->send(entry.actor, std::move(mail));
         } else {
           s.entries.erase(it);
@@ -1624,6 +1643,13 @@ Result<std::optional<order::State>> Runtime::order(std::string_view order_id) co
 }
 
 bool Runtime::placements_admissible(std::size_t n) const { return impl_->placement_room(n); }
+
+void Runtime::fail_order_actor_for_testing(std::string_view order_id) {
+  auto item = std::make_shared<Item>();
+  item->entity_id = std::string(order_id);
+  item->work = FailWork{};
+  impl_->route(std::move(item));
+}
 
 bool Runtime::wait_quiet(std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->quiet_mu_);

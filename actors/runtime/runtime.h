@@ -241,6 +241,11 @@ class Runtime {
   // participant are not "work": an order waiting for a payment reply is quiet.
   bool wait_quiet(std::chrono::milliseconds timeout);
 
+  // Tests only: stops the order's actor with an error, as a failure outside ffe's handlers
+  // would (a failure inside them restarts the actor in place). The router restarts it from
+  // the journal and it recovers as at open(): timers re-armed, outstanding requests resent.
+  void fail_order_actor_for_testing(std::string_view order_id);
+
   // Room for `n` more kTry placements under Options::max_open_orders (always true when
   // unbounded): a cheap check, so a caller that was refused can wait without resubmitting.
   bool placements_admissible(std::size_t n = 1) const;

@@ -443,6 +443,29 @@ TEST_F(RuntimeTest, DeclinedPaymentEndsCancelledWithStockReleased) {
   EXPECT_EQ(participants_.counts().creates, 0u);
 }
 
+// An actor stopped by a failure outside ffe's handlers loses its mailbox and its timers die
+// with it; the router restarts it, and it recovers as at open(): without that, an order
+// waiting on a silent participant would never time out (invariant 5).
+TEST_F(RuntimeTest, AnOrderWhoseActorFailedOutsideItsHandlersStillTimesOut) {
+  close();
+  open([](Options& options) { options.order_policy.authorize_timeout_ms = 300; });
+  stock("sku-1", 5);
+  Ack ack = ack_of(OrderCommand{testing::place_order("o-silent", {{"sku-1", 2}}, "tok_silent")});
+  ASSERT_TRUE(ack.status) << ack.status.to_string();
+  const auto until = Clock::now() + std::chrono::seconds(10);
+  while (order_state("o-silent").state != v1::AUTHORIZING && Clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(order_state("o-silent").state, v1::AUTHORIZING);
+  runtime_->fail_order_actor_for_testing("o-silent");
+
+  ASSERT_TRUE(participants_.wait_for_outcomes(1, std::chrono::seconds(10)));
+  EXPECT_EQ(participants_.outcomes()["o-silent"].front().state(), v1::CANCELLED);
+  runtime_->wait_quiet(std::chrono::seconds(10));
+  EXPECT_EQ(sku_state("sku-1").reserved, 0);
+  EXPECT_EQ(runtime_->stats().actor_failures, 1u);
+}
+
 TEST_F(RuntimeTest, FailedShipmentEndsCancelledWithPaymentVoided) {
   stock("sku-1", 5);
   const v1::OrderOutcome outcome = place_and_wait(testing::place_order("o-xx", {{"sku-1", 2}}, "tok_visa", "XX"));
