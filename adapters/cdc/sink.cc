@@ -381,6 +381,21 @@ class SqlSink final : public Sink {
     return s;
   }
 
+  // Runs the statement `sql(rows)` over `values`, `width` per row, in chunks of the fixed
+  // statement sizes (statement_rows), so SQLite's statement cache keeps them prepared.
+  Status exec_in_chunks(const std::vector<SqlValue>& values, std::size_t width,
+                        const std::function<std::string(std::size_t)>& sql) {
+    const std::size_t total = values.size() / width;
+    for (std::size_t done = 0, rows = 0; done < total; done += rows) {
+      rows = statement_rows(total - done);
+      std::vector<SqlValue> chunk(values.begin() + static_cast<std::ptrdiff_t>(done * width),
+                                  values.begin() + static_cast<std::ptrdiff_t>((done + rows) * width));
+      auto executed = db_->exec(sql(rows), chunk);
+      if (!executed) return executed.status();
+    }
+    return Status::ok();
+  }
+
   // Upserts orders (lines replaced as a whole) and SKUs, inside the caller's transaction.
   Status write_rows(const std::vector<const std::vector<OrderRow>*>& orders,
                     const std::vector<const std::vector<SkuRow>*>& skus) {
@@ -398,33 +413,23 @@ class SqlSink final : public Sink {
       }
       auto up = db_->exec(upsert_sql("orders", order_columns_, key, end - begin), values);
       if (!up) return up.status();
-      // Fixed statement sizes here too (statement_rows), so the prepared statements are reused.
-      for (std::size_t done = 0, rows = 0; done < ids.size(); done += rows) {
-        rows = statement_rows(ids.size() - done);
-        std::vector<SqlValue> chunk(ids.begin() + static_cast<std::ptrdiff_t>(done),
-                                    ids.begin() + static_cast<std::ptrdiff_t>(done + rows));
-        auto del = db_->exec("DELETE FROM order_lines WHERE order_id IN " + placeholders(1, rows), chunk);
-        if (!del) return del.status();
-      }
+      auto del = exec_in_chunks(ids, 1, [](std::size_t rows) {
+        return "DELETE FROM order_lines WHERE order_id IN " + placeholders(1, rows);
+      });
+      if (!del) return del;
     }
 
     std::vector<SqlValue> line_values;
     std::size_t line_rows = 0;
-    constexpr std::size_t kLineColumns = 5;
+    static constexpr std::size_t kLineColumns = 5;
     auto flush_lines = [&]() -> Status {
-      for (std::size_t done = 0, rows = 0; done < line_rows; done += rows) {
-        rows = statement_rows(line_rows - done);
-        std::vector<SqlValue> chunk(line_values.begin() + static_cast<std::ptrdiff_t>(done * kLineColumns),
-                                    line_values.begin() + static_cast<std::ptrdiff_t>((done + rows) * kLineColumns));
-        auto ins = db_->exec(
-            "INSERT INTO order_lines (order_id, line_no, sku, qty, unit_price_cents) VALUES " +
-                placeholders(rows, kLineColumns),
-            chunk);
-        if (!ins) return ins.status();
-      }
+      Status inserted = exec_in_chunks(line_values, kLineColumns, [](std::size_t rows) {
+        return "INSERT INTO order_lines (order_id, line_no, sku, qty, unit_price_cents) VALUES " +
+               placeholders(rows, kLineColumns);
+      });
       line_values.clear();
       line_rows = 0;
-      return Status::ok();
+      return inserted;
     };
     for (const auto* o : order_rows) {
       if (o->lines_stored) continue;
