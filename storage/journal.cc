@@ -404,9 +404,10 @@ class Journal::Impl {
   // Called when the in-memory count says a snapshot is due (JournalOptions::snapshot_due):
   // checks the rule against what the disk holds (the latest snapshot at or before
   // `revision` and the events after it, read anyway to fold), and if it holds writes the
-  // entity's state as of `revision` as a snapshot. Returns the entity's count afterwards: zero events and the state's size when
-  // written (or when the state is over snapshot_bytes_max and therefore not written, so it
-  // is not folded again at the very next event), the disk's count when not due.
+  // entity's state as of `revision` as a snapshot. Returns the entity's count afterwards:
+  // zero events and the state's size when written (or when the state is over
+  // snapshot_bytes_max and therefore not written, so it is not folded again at the very
+  // next event), the disk's count when not due.
   Result<SnapshotCount> make_snapshot(const ShardState& shard, std::string_view entity, Revision revision);
   // Read repair: a read that folded more than twice what the snapshot rule allows (twice
   // the events AND twice the bytes) writes the state it folded as a snapshot, so the next

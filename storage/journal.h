@@ -90,12 +90,12 @@ struct JournalOptions {
   std::uint32_t snapshot_every_events = 64;
   double snapshot_bytes_ratio = 1.0;
   // The rule above, for `events` events of `bytes` bytes since a snapshot of
-  // `snapshot_bytes` bytes (0: unknown). Also what a caller that supplies its own snapshots
-  // (the runtime's SKU actors) follows.
+  // `snapshot_bytes` bytes (0: unknown); never due while snapshot_every_events is 0. Also
+  // what a caller that supplies its own snapshots (the runtime's SKU actors) follows.
   bool snapshot_due(std::uint64_t events, std::uint64_t bytes, std::uint64_t snapshot_bytes) const {
     // Both: the count keeps the reads of a small state short; the bytes amortize rewriting
     // a big one (each snapshot is paid for by at least ratio x its own size of new events).
-    return events >= snapshot_every_events &&
+    return snapshot_every_events > 0 && events >= snapshot_every_events &&
            static_cast<double>(bytes) >= snapshot_bytes_ratio * static_cast<double>(snapshot_bytes);
   }
   // Entities whose counts the snapshot thread keeps in memory (an approximate LRU: two

@@ -515,7 +515,7 @@ void sku_attach_snapshot(SkuActorState& s, CommitRequest& request) {
     s.bytes_since_snapshot += event.entity_key.size() + event.payload.size();
   }
   const storage::JournalOptions& rule = s.rt->snapshot_rule_;
-  if (rule.snapshot_every_events == 0 || s.state.reservations.size() > kActorSnapshotOpenReservationsMax ||
+  if (s.state.reservations.size() > kActorSnapshotOpenReservationsMax ||
       !rule.snapshot_due(s.events_since_snapshot, s.bytes_since_snapshot, s.snapshot_bytes)) {
     return;
   }
