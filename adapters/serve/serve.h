@@ -56,7 +56,7 @@ struct ServeOptions {
   // together; above it the ingress leaves further PlaceOrders in Kafka (their partitions
   // pause) until orders finish, so an overload waits where no saga deadline runs.
   // Replies and cancels are never held back. 0: unbounded. docs/kafka.md, "Backpressure".
-  std::size_t max_open_orders = 2048;
+  std::size_t max_open_orders = 4096;
   // Passivation cap: at most this many live SKU and order actors per shard (the least
   // recently used idle ones stop; the next command restores them from the journal).
   // 0: the runtime's default (10,000). docs/runtime.md, "Passivation".
