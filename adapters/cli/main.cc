@@ -325,7 +325,8 @@ int main(int argc, char** argv) {
   e2e->add_option("--worker-naps", bench_e2e.worker_naps,
                   "Then polls 50 us apart before it sleeps until work comes (default 20; CAF's own 500)");
   e2e->add_option("--max-open-orders", bench_e2e.max_open_orders,
-                  "The engine's admission bound on open orders (default: ffe serve's, 4096; 0: unbounded)");
+                  "The engine's admission bound on open orders (default: ffe serve's, " +
+                      std::to_string(ffe::serve::ServeOptions{}.max_open_orders) + "; 0: unbounded)");
   e2e->add_option("--analytics", bench_e2e.analytics,
                   "The engine's CDC target as in ffe serve: sqlite:PATH, postgresql://..., or off (default: "
                   "ffe serve's, SQLite in the data dir)");
