@@ -148,6 +148,18 @@ int run_get(const GetArgs& args) {
   return outcome.exit_code;
 }
 
+// The benches' --worker-spins and --worker-naps help, with the runtime's defaults
+// (runtime::Options) rather than copies of them.
+std::string worker_spins_help(const char* whose) {
+  return std::string("Polls of an idle CAF worker") + whose + " before it naps (default " +
+         std::to_string(ffe::runtime::Options{}.worker_spins) + "; CAF's own 100)";
+}
+
+std::string worker_naps_help() {
+  return "Then polls 50 us apart before it sleeps until work comes (default " +
+         std::to_string(ffe::runtime::Options{}.worker_naps) + "; CAF's own 500)";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -254,10 +266,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   reserve->add_option("--threads", bench_reserve.scheduler_threads, "CAF scheduler threads (0: one per core)")
       ->capture_default_str();
-  reserve->add_option("--worker-spins", bench_reserve.worker_spins,
-                      "Polls of an idle CAF worker before it naps (default 100, CAF's own)");
-  reserve->add_option("--worker-naps", bench_reserve.worker_naps,
-                      "Then polls 50 us apart before it sleeps until work comes (default 20; CAF's own 500)");
+  reserve->add_option("--worker-spins", bench_reserve.worker_spins, worker_spins_help(""));
+  reserve->add_option("--worker-naps", bench_reserve.worker_naps, worker_naps_help());
   reserve->add_option("--max-live", bench_reserve.max_live,
                       "max_live_entities per shard (0: the runtime's default)")
       ->capture_default_str();
@@ -320,10 +330,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   e2e->add_option("--threads", bench_e2e.scheduler_threads, "CAF scheduler threads of the engine (0: one per core)")
       ->capture_default_str();
-  e2e->add_option("--worker-spins", bench_e2e.worker_spins,
-                  "Polls of an idle CAF worker of the engine before it naps (default 100, CAF's own)");
-  e2e->add_option("--worker-naps", bench_e2e.worker_naps,
-                  "Then polls 50 us apart before it sleeps until work comes (default 20; CAF's own 500)");
+  e2e->add_option("--worker-spins", bench_e2e.worker_spins, worker_spins_help(" of the engine"));
+  e2e->add_option("--worker-naps", bench_e2e.worker_naps, worker_naps_help());
   e2e->add_option("--max-open-orders", bench_e2e.max_open_orders,
                   "The engine's admission bound on open orders (default: ffe serve's, " +
                       std::to_string(ffe::serve::ServeOptions{}.max_open_orders) + "; 0: unbounded)");
