@@ -960,7 +960,7 @@ Status Journal::Impl::validate_request(const CommitRequest& request, Pending& pe
       return bad(status.message());
     if (event.entity_key.find('\0') != std::string::npos) return bad("an entity key contains a NUL byte");
     if (event.payload.size() > limits::event_bytes_max) return bad("an event is over event_bytes_max");
-    const std::size_t event_bytes = event.entity_key.size() + event.payload.size();
+    const std::size_t event_bytes = JournalOptions::snapshot_event_bytes(event.entity_key, event.payload);
     bytes += event_bytes;
     std::size_t seen = 0;
     while (seen < pending.entity_events.size() && request.events[pending.entity_events[seen]].entity_key != event.entity_key) {
@@ -1513,7 +1513,7 @@ Result<SnapshotCount> Journal::Impl::make_snapshot(const ShardState& shard, std:
     if (!history) return history.status();
     const std::size_t snapshot_bytes = history->snapshot ? history->snapshot->size() : 0;
     std::uint64_t bytes = 0;
-    for (const auto& [at, payload] : history->events) bytes += entity.size() + payload.size();
+    for (const auto& [at, payload] : history->events) bytes += JournalOptions::snapshot_event_bytes(entity, payload);
     // Not due by the disk's count: the in-memory one had forgotten the snapshot's size (a
     // restart, an eviction). Learning it costs this read, not a snapshot of a big state.
     // (Also the case of a snapshot at this very revision, from read repair or compaction.)
@@ -1545,7 +1545,7 @@ void Journal::Impl::repair(const ShardState& shard, std::string_view entity, con
   // the snapshot it is about to write anyway: only an entity whose count was forgotten (a
   // restart, an eviction from SnapshotCounts) gets this far.
   std::uint64_t bytes = 0;
-  for (const auto& [revision, payload] : history.events) bytes += entity.size() + payload.size();
+  for (const auto& [revision, payload] : history.events) bytes += JournalOptions::snapshot_event_bytes(entity, payload);
   const std::uint64_t snapshot_bytes = history.snapshot ? history.snapshot->size() : 0;
   if (!options_.snapshot_due(history.events.size() / 2, bytes / 2, snapshot_bytes)) return;
   rocksdb::WriteBatch batch;

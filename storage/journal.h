@@ -98,6 +98,10 @@ struct JournalOptions {
     return snapshot_every_events > 0 && events >= snapshot_every_events &&
            static_cast<double>(bytes) >= snapshot_bytes_ratio * static_cast<double>(snapshot_bytes);
   }
+  // What one event counts for in the rule's bytes: its entity key and its payload.
+  static std::uint64_t snapshot_event_bytes(std::string_view entity_key, std::string_view payload) {
+    return entity_key.size() + payload.size();
+  }
   // Entities whose counts the snapshot thread keeps in memory (an approximate LRU: two
   // generations of half this each). A forgotten entity starts counting again; read repair
   // bounds what a lost count costs a read.

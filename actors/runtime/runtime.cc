@@ -512,7 +512,7 @@ constexpr std::size_t kActorSnapshotOpenReservationsMax = 1024;
 void sku_attach_snapshot(SkuActorState& s, CommitRequest& request) {
   for (const auto& event : request.events) {
     ++s.events_since_snapshot;
-    s.bytes_since_snapshot += event.entity_key.size() + event.payload.size();
+    s.bytes_since_snapshot += storage::JournalOptions::snapshot_event_bytes(event.entity_key, event.payload);
   }
   const storage::JournalOptions& rule = s.rt->snapshot_rule_;
   if (s.state.reservations.size() > kActorSnapshotOpenReservationsMax ||
