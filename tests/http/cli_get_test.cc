@@ -112,7 +112,7 @@ TEST_F(CliGetTest, ConfirmPrintsTheTerminalConfirmationEvenAfterCompaction) {
 
   // Later commands in the shard, then compaction past the terminal revision: still confirmed,
   // through the recorded terminal revision.
-  const ShardId shard{outcome.shard()};
+  const ShardId shard{static_cast<std::uint32_t>(outcome.shard())};
   std::string later;
   for (int i = 0; later.empty(); ++i) {
     if (runtime_->shard_of("o-later-" + std::to_string(i)) == shard) later = "o-later-" + std::to_string(i);

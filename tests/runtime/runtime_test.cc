@@ -628,7 +628,9 @@ class RuntimeOpenOrdersTest : public RuntimeTest {
     if (status) {
       auto future = acked.get_future();
       EXPECT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready) << order_id;
-      if (future.valid()) EXPECT_FALSE(future.get().rejection) << order_id;
+      if (future.valid()) {
+        EXPECT_FALSE(future.get().rejection) << order_id;
+      }
     }
     return status;
   }

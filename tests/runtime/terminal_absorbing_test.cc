@@ -122,7 +122,9 @@ TEST_P(TerminalAbsorbing, NoEventAfterTheTerminalRevisionWhateverArrives) {
                                             {"sku-" + std::to_string(2 + rng() % 2), 1}},
                                        token, country);
     ASSERT_TRUE(runtime->submit(OrderCommand{place}, [](const Ack&) {}).is_ok());
-    if (kind == 3) ASSERT_TRUE(runtime->submit(OrderCommand{cancel_order(id)}, [](const Ack&) {}).is_ok());
+    if (kind == 3) {
+      ASSERT_TRUE(runtime->submit(OrderCommand{cancel_order(id)}, [](const Ack&) {}).is_ok());
+    }
     for (int h = 0; h < kHostilePerPhase / kOrders; ++h) {
       const std::string target = order_id(static_cast<int>(rng() % (i + 1)));
       ASSERT_TRUE(runtime->submit(hostile(rng, target), [](const Ack&) {}).is_ok());
