@@ -746,16 +746,16 @@ Decoded<v1::OrderCommand> decode_order_command(std::string_view bytes,
                                                std::optional<std::string_view> content_type) {
   v1::OrderCommand command;
   if (auto failure = decode(bytes, content_type, command)) return std::move(*failure);
-  // Only what decides between ff.dlq and the owning shard: a command, and an id to route
-  // by. Every other rule is the decider's, so that a broken PlaceOrder is a REJECTED order.
+  // What decides between ff.dlq and the owning shard. A PlaceOrder needs only an id to route
+  // by: every other rule is the decider's, so that a broken PlaceOrder is a REJECTED order.
+  // A CancelOrder has no outcome of its own to carry a refusal, so every rule is checked
+  // here and a broken one goes to ff.dlq (invariant 6), whatever state its order is in.
   Validation unusable;
   switch (command.command_case()) {
     case v1::OrderCommand::kPlaceOrder:
       unusable = validate_id(command.place_order().order_id(), "placeOrder.orderId");
       break;
-    case v1::OrderCommand::kCancelOrder:
-      unusable = validate_id(command.cancel_order().order_id(), "cancelOrder.orderId");
-      break;
+    case v1::OrderCommand::kCancelOrder: unusable = validate(command); break;
     case v1::OrderCommand::COMMAND_NOT_SET: unusable = validate(command); break;
   }
   if (unusable) return error(unusable->to_string());

@@ -56,7 +56,8 @@ std::string encode_binary(const google::protobuf::Message& message);
 
 // Input topics: decode + "a command is set" + "its id is usable" (the checks that decide
 // between ff.dlq and the owning shard). Full validation is the decider's, so that a
-// PlaceOrder with a usable orderId that breaks a rule becomes a journaled REJECTED order.
+// PlaceOrder with a usable orderId that breaks a rule becomes a journaled REJECTED order;
+// a CancelOrder, which has no outcome to carry a refusal, is validated whole here.
 template <class T>
 using Decoded = std::variant<T, DecodeError>;
 

@@ -117,6 +117,10 @@ def body(h):
     # ---- o-dupmid: answer its authorize twice, by hand ---------------------------------------
     e2e.wait_until(lambda: http.order("o-dupmid")[1] and http.order("o-dupmid")[1].get("state") == "AUTHORIZING",
                    30, "o-dupmid to wait for its payment")
+    # A cancel of this open order whose reason breaks a rule (two lines): to ff.dlq with the
+    # rule, and the order goes on (it ends FULFILLED below), never a silent drop.
+    bad_input("ff.orders.commands", "k-cancel-bad-reason", cancel_order("o-dupmid", "changed\nmind"),
+              "cancelOrder.reason")
     reply = e2e.dumps({"commandId": "o-dupmid:authorize:1", "orderId": "o-dupmid", "status": "APPROVED",
                        "paymentId": "p-by-hand", "reason": ""})
     send("ff.payments.replies", "o-dupmid", reply)

@@ -459,6 +459,24 @@ TEST(CodecInputCommands, APlaceOrderWithAUsableIdButBadLinesReachesTheDecider) {
   EXPECT_EQ(std::get<v1::OrderCommand>(command).place_order().lines(0).qty(), 0);
 }
 
+TEST(CodecInputCommands, ACancelOrderThatBreaksARuleIsRefusedWithItsPath) {
+  // A cancel has no outcome of its own to carry a refusal: one that breaks a rule must end
+  // in ff.dlq (invariant 6), so the codec refuses it whole, not only by its id.
+  EXPECT_EQ(reason(decode_order_command(R"({"cancelOrder": {"orderId": "o-1", "reason": "changed\nmind"}})",
+                                        std::nullopt)),
+            "cancelOrder.reason: must not contain control characters (got \"changed\\nmind\")");
+  const std::string long_reason(300, 'x');
+  EXPECT_NE(reason(decode_order_command(
+                       R"({"cancelOrder": {"orderId": "o-1", "reason": ")" + long_reason + R"("}})", std::nullopt))
+                .find("cancelOrder.reason: "),
+            std::string::npos);
+  // Within the rules (no reason at all, or one line of text), it reaches the order.
+  for (const char* ok : {R"({"cancelOrder": {"orderId": "o-1"}})",
+                         R"({"cancelOrder": {"orderId": "o-1", "reason": "changed mind"}})"}) {
+    EXPECT_TRUE(std::holds_alternative<v1::OrderCommand>(decode_order_command(ok, std::nullopt))) << ok;
+  }
+}
+
 TEST(CodecInputCommands, AnInventoryCommandWithAUsableSkuButBadQtyReachesTheDecider) {
   const auto command =
       decode_inventory_command(R"({"receiveStock": {"sku": "sku-1", "qty": 0}})", std::nullopt);

@@ -169,6 +169,9 @@ TEST_F(ServeTest, BadInputLandsInTheDlqWithItsOriginalKeyBytesAndSourceHeaders) 
   const std::string unknown_command = R"({"shipOrder": {"orderId": "o-9"}})";
   const std::string empty_id = R"({"placeOrder": {"orderId": ""}})";
   const std::string cancel_unknown = R"({"cancelOrder": {"orderId": "o-nobody", "reason": "customer request"}})";
+  // A cancel whose reason breaks a rule: refused by its reason, not as unknown order (it
+  // would be refused the same way for an open order, which it must not silently leave be).
+  const std::string cancel_bad_reason = R"({"cancelOrder": {"orderId": "o-nobody", "reason": "changed\nmind"}})";
   const std::string bad_binary = "\x0a\xff\xff";
   const std::string bad_receipt = R"({"receiveStock": {"sku": "", "qty": 1, "receiptId": "r-1"}})";
   std::map<std::string, std::tuple<std::string, std::string, std::pair<std::int32_t, std::int64_t>>> sent;
@@ -177,6 +180,8 @@ TEST_F(ServeTest, BadInputLandsInTheDlqWithItsOriginalKeyBytesAndSourceHeaders) 
                        send("ff.orders.commands", "k-unknown", unknown_command, {{"trace-id", "t-1"}})};
   sent["k-empty"] = {"ff.orders.commands", empty_id, send("ff.orders.commands", "k-empty", empty_id)};
   sent["k-cancel"] = {"ff.orders.commands", cancel_unknown, send("ff.orders.commands", "k-cancel", cancel_unknown)};
+  sent["k-cancel-reason"] = {"ff.orders.commands", cancel_bad_reason,
+                              send("ff.orders.commands", "k-cancel-reason", cancel_bad_reason)};
   sent["k-binary"] = {"ff.payments.replies", bad_binary,
                       send("ff.payments.replies", "k-binary", bad_binary,
                            {{"content-type", "application/x-protobuf"}})};
@@ -214,6 +219,8 @@ TEST_F(ServeTest, BadInputLandsInTheDlqWithItsOriginalKeyBytesAndSourceHeaders) 
     return Message{};
   };
   EXPECT_EQ(by_key("k-cancel").header("ff-error"), std::optional<std::string>("unknown order"));
+  EXPECT_EQ(by_key("k-cancel-reason").header("ff-error")->rfind("cancelOrder.reason: ", 0), 0u)
+      << *by_key("k-cancel-reason").header("ff-error");
   EXPECT_NE(by_key("k-unknown").header("ff-error")->find("unknown command"), std::string::npos)
       << *by_key("k-unknown").header("ff-error");
   EXPECT_NE(by_key("k-empty").header("ff-error")->find("orderId"), std::string::npos)
