@@ -549,7 +549,8 @@ int main(int argc, char** argv) {
   auto* watch_shard_opt = watch_cmd->add_option(
       "--shard", watch_shard, "The shard (default: the one owning the entity PREFIX names; required otherwise)");
   watch_cmd->add_flag("--follow", watch_args.follow, "Keep streaming new changes until interrupted");
-  watch_cmd->add_option("--limit", watch_args.limit, "Stop after this many events (0: no limit)")
+  watch_cmd->add_option("--limit", watch_args.limit, "Stop after this many events, at the end of the revision that reaches it (so a "
+                        "resume from the last revision + 1 misses nothing; 0: no limit)")
       ->capture_default_str();
   watch_cmd->add_option("--http", watch_args.address, "The admin HTTP address")->capture_default_str();
 

@@ -398,7 +398,8 @@ std::string watch_line(ShardId shard, const storage::LogRecord& record, const st
 // key prefix P of one shard, from revision R on, in revision order, one JSON line each
 // (application/x-ndjson). The shard defaults to the one that owns the entity P names
 // ("order/o-1", "sku/sku-1"). Without follow the stream ends at the shard's current
-// revision; with it, it waits for new revisions until the client goes away. Resume with
+// revision; with it, it waits for new revisions until the client goes away; with limit, at
+// the end of the revision that brings the count of events to the limit. Resume with
 // fromRevision = the last revision seen + 1. A compacted fromRevision is a 410 naming the
 // compacted revision (etcd's ErrCompacted): never a silent skip. If compaction overtakes a
 // following stream, its last line is {"error":...,"compactedRevision":C}.
@@ -482,13 +483,16 @@ void AdminServer::Impl::watch(const httplib::Request& request, httplib::Response
         }
         std::string chunk;
         for (const storage::LogRecord& record : *records) {
-          for (const storage::Event& event : record.events) {
-            chunk += watch_line(shard, record, event);
-            if (stream->remaining > 0 && --stream->remaining == 0) {
+          for (const storage::Event& event : record.events) chunk += watch_line(shard, record, event);
+          // The limit stops a stream only at the end of a revision: a revision's events (one
+          // command's) all come, so resuming from the last revision seen + 1 loses none.
+          if (stream->remaining > 0) {
+            if (record.events.size() >= stream->remaining) {
               sink.write(chunk.data(), chunk.size());
               sink.done();
               return true;
             }
+            stream->remaining -= record.events.size();
           }
         }
         if (!sink.write(chunk.data(), chunk.size())) return false;
