@@ -8,6 +8,7 @@
 #include "actors/runtime/folder.h"
 #include "adapters/cdc/pipeline.h"
 #include "adapters/cdc/rows.h"
+#include "adapters/log/redact.h"
 #include "events/json_text.h"
 
 namespace ffe::cdc {
@@ -179,8 +180,8 @@ int run_drift(const DriftOptions& options) {
                 "?)");
   }
   Migration migration;
-  auto sink = open_sink(url, &migration);
-  if (!sink) return fail("opening " + url + ": " + sink.status().to_string());
+  auto sink = open_sink(url, &migration, kSchemaVersion, SinkTables::kMustExist);
+  if (!sink) return fail("opening " + log::redact_url(url) + ": " + sink.status().to_string());
   if (!migration.added_columns.empty()) {
     std::fprintf(options.err,
                  "ffe drift: note: opening %s migrated its tables from schema version %d to %d; the new columns "

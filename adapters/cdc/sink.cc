@@ -476,7 +476,7 @@ Status record_version(SqlConnection& db, int version, const std::string& descrip
 }
 
 // Brings the database to `target` or says why not; fills `m`.
-Status prepare_schema(SqlConnection& db, int target, Migration& m) {
+Status prepare_schema(SqlConnection& db, int target, SinkTables tables, Migration& m) {
   std::map<std::string, std::vector<std::string>, std::less<>> existing;
   std::vector<std::string> present;
   for (const auto& t : schema::tables()) {
@@ -486,6 +486,9 @@ Status prepare_schema(SqlConnection& db, int target, Migration& m) {
     existing[std::string(t.name)] = std::move(*cols);
   }
 
+  if (present.empty() && tables == SinkTables::kMustExist) {
+    return refuse(db, "no ffe analytics tables here; has `ffe serve` run CDC into it?");
+  }
   if (present.empty()) {  // a new database: every table at `target`, in one transaction
     if (auto s = db.begin(true); !s) return s;
     Status s;
@@ -588,7 +591,7 @@ Status prepare_schema(SqlConnection& db, int target, Migration& m) {
 }  // namespace
 
 storage::Result<std::unique_ptr<Sink>> open_sink(const std::string& url, Migration* migration,
-                                                 int schema_version) {
+                                                 int schema_version, SinkTables tables) {
   if (schema_version < schema::kOldestVersion || schema_version > kSchemaVersion) {
     return Status{StatusCode::kInvalidArgument,
                   "analytics schema version " + std::to_string(schema_version) +
@@ -597,7 +600,7 @@ storage::Result<std::unique_ptr<Sink>> open_sink(const std::string& url, Migrati
   }
   Result<std::unique_ptr<SqlConnection>> db = Status{StatusCode::kInvalidArgument, "unset"};
   if (url.starts_with("sqlite:")) {
-    db = internal::open_sqlite(url);
+    db = internal::open_sqlite(url, /*create=*/tables == SinkTables::kCreateMissing);
   } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
     db = internal::open_postgres(url);
   } else {
@@ -607,7 +610,7 @@ storage::Result<std::unique_ptr<Sink>> open_sink(const std::string& url, Migrati
   }
   if (!db) return db.status();
   Migration m;
-  if (auto s = prepare_schema(**db, schema_version, m); !s) return s;
+  if (auto s = prepare_schema(**db, schema_version, tables, m); !s) return s;
   if (migration) *migration = m;
   return std::unique_ptr<Sink>(std::make_unique<SqlSink>(std::move(*db), schema_version));
 }

@@ -119,7 +119,11 @@ inline constexpr int kSchemaVersion = 2;
 // Refuses, with a message naming the table and column, a database whose tables have a
 // column this build does not know (a removed or renamed column) or whose schema version is
 // newer than this build's. `migration`, when given, receives what was done.
+// kMustExist (ffe drift): a database without ffe's tables is refused before anything is
+// written to it, instead of getting them.
+enum class SinkTables { kCreateMissing, kMustExist };
 storage::Result<std::unique_ptr<Sink>> open_sink(const std::string& url, Migration* migration = nullptr,
-                                                 int schema_version = kSchemaVersion);
+                                                 int schema_version = kSchemaVersion,
+                                                 SinkTables tables = SinkTables::kCreateMissing);
 
 }  // namespace ffe::cdc

@@ -47,8 +47,10 @@ class SqlConnection {
   virtual std::string describe() const = 0;  // the URL, password masked
 };
 
-// "sqlite:PATH": WAL mode, synchronous=FULL, a busy timeout (sqlite_sink.cc).
-storage::Result<std::unique_ptr<SqlConnection>> open_sqlite(const std::string& url);
+// "sqlite:PATH": WAL mode, synchronous=FULL, a busy timeout (sqlite_sink.cc). With
+// `create` false the file must exist and hold ffe's cdc_schema table, checked before
+// anything is written to it (ffe drift must not turn another database into ffe's).
+storage::Result<std::unique_ptr<SqlConnection>> open_sqlite(const std::string& url, bool create = true);
 // "postgresql://..." or "postgres://...": reconnects on the call after a lost connection.
 storage::Result<std::unique_ptr<SqlConnection>> open_postgres(const std::string& url);
 

@@ -144,7 +144,7 @@ class SqliteConnection final : public SqlConnection {
 
 }  // namespace
 
-Result<std::unique_ptr<SqlConnection>> open_sqlite(const std::string& url) {
+Result<std::unique_ptr<SqlConnection>> open_sqlite(const std::string& url, bool create) {
   const std::string path = url.substr(std::string_view("sqlite:").size());
   if (path.empty()) {
     return Status{StatusCode::kInvalidArgument, "--analytics " + url + ": no path after sqlite:"};
@@ -159,7 +159,7 @@ Result<std::unique_ptr<SqlConnection>> open_sqlite(const std::string& url) {
   }
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX,
                                  nullptr);
   if (rc != SQLITE_OK) {
     Status s{StatusCode::kIoError,
@@ -169,6 +169,14 @@ Result<std::unique_ptr<SqlConnection>> open_sqlite(const std::string& url) {
   }
   auto conn = std::make_unique<SqliteConnection>(db, url);
   sqlite3_busy_timeout(db, kSqliteBusyTimeoutMs);
+  if (!create) {
+    auto tables = conn->columns("cdc_schema");
+    if (!tables) return tables.status();
+    if (tables->empty()) {
+      return Status{StatusCode::kFormat,
+                    url + ": no ffe analytics tables here (no cdc_schema table); has `ffe serve` run CDC into it?"};
+    }
+  }
   auto mode = conn->query("PRAGMA journal_mode=WAL", {});
   if (!mode) return mode.status();
   if (mode->empty() || (*mode)[0][0] != "wal") {

@@ -341,6 +341,38 @@ TEST(CdcDrift, ExitsZeroInStepAndOneWithTheDifferencesWhenTampered) {
   EXPECT_NE(out.find("\"missing\":1"), std::string::npos) << out;
 }
 
+// `ffe drift` only reads: pointed at a SQLite database that is not ffe's, it refuses (exit 2)
+// without giving it ffe's tables; and a PostgreSQL password in --analytics never reaches
+// its messages.
+TEST(CdcDrift, RefusesAnotherDatabaseWithoutWritingToItAndMasksThePassword) {
+  Engine engine;
+  ASSERT_TRUE(testing::receive_stock(*engine.rt, kSkus, 10));
+  engine.close();
+  auto run = [&](const std::string& analytics, std::string* err) {
+    DriftOptions options;
+    options.data_dir = engine.data_dir;
+    options.analytics = analytics;
+    options.out = std::tmpfile();
+    options.err = std::tmpfile();
+    const int code = run_drift(options);
+    *err = read_all(options.err);
+    std::fclose(options.out);
+    std::fclose(options.err);
+    return code;
+  };
+  const std::string other = engine.dir.sub("other.db");
+  ASSERT_EQ(testing::sqlite_exec(other, "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);"), "");
+  std::string err;
+  EXPECT_EQ(run("sqlite:" + other, &err), 2) << err;
+  EXPECT_NE(err.find("no ffe analytics tables"), std::string::npos) << err;
+  EXPECT_NE(testing::sqlite_exec(other, "SELECT version FROM cdc_schema"), "") << "drift created ffe's tables";
+  EXPECT_EQ(testing::sqlite_exec(other, "SELECT x FROM t"), "");
+
+  EXPECT_EQ(run("postgresql://u:S3cretPW@127.0.0.1:1/db", &err), 2) << err;
+  EXPECT_EQ(err.find("S3cretPW"), std::string::npos) << err;
+  EXPECT_NE(err.find("u:***@127.0.0.1:1"), std::string::npos) << err;
+}
+
 // The retention compactor never passes what CDC has not applied.
 TEST(CdcPipeline, CursorHoldsCompactionBack) {
   Engine engine(1);
