@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <google/protobuf/stubs/common.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -146,6 +147,53 @@ int run_get(const GetArgs& args) {
   std::fputs(outcome.out.c_str(), stdout);
   std::fputs(outcome.err.c_str(), stderr);
   return outcome.exit_code;
+}
+
+// Every integer flag takes a plain decimal number. CLI11 2.1 reads integers with strtoull /
+// strtoll in base 0: "-1" given to an unsigned flag wrapped to 2^64-1, "010" was octal 8,
+// "0x10" hex and a number past the type's range was clamped to its maximum. This runs before
+// the conversion (and before any range check), refuses the rest with a clear message and
+// drops leading zeros so that "010" is ten.
+void decimal_integers_only(CLI::App& app) {
+  for (CLI::Option* option : app.get_options()) {
+    // The type's name, then any validator's description after a colon ("UINT:UINT in [0 - 64]").
+    const std::string type = option->get_type_name();
+    const std::string base = type.substr(0, type.find(':'));
+    if (base != "UINT" && base != "INT") continue;
+    const bool is_signed = base == "INT";
+    option->transform(CLI::Validator(
+        [is_signed](std::string& text) -> std::string {
+          std::string_view digits(text);
+          const bool negative = is_signed && digits.starts_with('-');
+          if (negative) digits.remove_prefix(1);
+          const bool decimal = !digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos;
+          if (!decimal) {
+            return "\"" + text + "\" is not " + (is_signed ? "an integer" : "a non-negative integer") +
+                   " (decimal digits only)";
+          }
+          while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
+          if (negative) {
+            std::int64_t value = 0;
+            const std::string number = "-" + std::string(digits);
+            const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+            if (ec != std::errc()) return "\"" + text + "\" is out of range";
+            text = number;
+          } else if (is_signed) {
+            std::int64_t value = 0;
+            const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+            if (ec != std::errc()) return "\"" + text + "\" is out of range";
+            text = std::string(digits);
+          } else {
+            std::uint64_t value = 0;
+            const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+            if (ec != std::errc()) return "\"" + text + "\" is out of range";
+            text = std::string(digits);
+          }
+          return {};
+        },
+        ""));
+  }
+  for (CLI::App* sub : app.get_subcommands({})) decimal_integers_only(*sub);
 }
 
 // The benches' --worker-spins and --worker-naps help, with the runtime's defaults
@@ -589,8 +637,8 @@ int main(int argc, char** argv) {
                         "Admin HTTP address HOST:PORT (port 0: any free port; \"\": no HTTP)")
       ->capture_default_str();
   serve_cmd->add_option("--shards", serve_options.shards,
-                        "Shards of a new data dir (default: partitions of <prefix>orders.commands, or 8 "
-                        "when ffe creates the topics); an existing data dir keeps its own")
+                        "Shards of a new data dir (default, or 0: partitions of <prefix>orders.commands, or "
+                        "8 when ffe creates the topics); an existing data dir keeps its own")
       ->check(CLI::Range(std::uint32_t{0}, std::uint32_t{4096}));
   serve_cmd->add_option("--topic-prefix", serve_options.topic_prefix, "Prefix of every topic name")
       ->capture_default_str();
@@ -689,7 +737,23 @@ int main(int argc, char** argv) {
   broker_cmd->add_option("--bootstrap-file", broker_options.bootstrap_file,
                          "Also write the bootstrap address to this file");
 
-  CLI11_PARSE(app, argc, argv);
+  decimal_integers_only(app);
+  // A first word that is neither a flag nor a command: say so (CLI11 would say only that a
+  // subcommand is required).
+  if (argc > 1 && argv[1][0] != '-') {
+    const auto known = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(argv[1]); });
+    if (known.empty()) {
+      std::fprintf(stderr, "ffe: unknown command \"%s\" (ffe --help lists them)\n", argv[1]);
+      return 2;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help prints and exits 0; a usage error prints its message and exits 2, the code every
+    // command documents for "any other error" (CLI11's own codes are 100 and up).
+    return app.exit(error) == 0 ? 0 : 2;
+  }
   ffe::log::setup(*ffe::log::parse_level(log_level), log_format == "json");
 
   if (version->parsed()) return run_version();

@@ -182,8 +182,29 @@ TEST_F(CliGetTest, WatchPrintsChangesAndNamesTheCompactedRevision) {
 
 TEST_F(CliGetTest, RejectsABadKind) {
   CliRun bad = ffe("get customer c-1" + http());
-  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_EQ(bad.exit_code, 2);  // a usage error is "any other error" (--help: exit 2)
   EXPECT_NE(bad.err.find("customer"), std::string::npos) << bad.err;
+}
+
+// Usage errors exit 2, as every command's help says for "any other error"; an integer flag
+// takes decimal digits only (-1 once wrapped to 2^64-1, and 010 was read as octal 8).
+TEST_F(CliGetTest, UsageErrorsExitTwoAndIntegerFlagsAreDecimal) {
+  for (const char* args : {"get order", "confirm", "watch order/o-1", "get order o-1 --revision -1",
+                           "get order o-1 --revision 0x10", "get order o-1 --revision 18446744073709551616"}) {
+    CliRun run = ffe(std::string(args) + http());
+    EXPECT_EQ(run.exit_code, 2) << args << ": " << run.err;
+    EXPECT_TRUE(run.out.empty()) << args << ": " << run.out;
+  }
+  EXPECT_NE(ffe("get order o-1 --revision -1" + http()).err.find("\"-1\" is not a non-negative integer"),
+            std::string::npos);
+  CliRun unknown = ffe("nosuch");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("unknown command \"nosuch\""), std::string::npos) << unknown.err;
+
+  for (int i = 1; i <= 10; ++i) ack_of(receive_stock("sku-1", 1, "r-" + std::to_string(i)));
+  CliRun tenth = ffe("get sku sku-1 --revision 010" + http());
+  ASSERT_EQ(tenth.exit_code, 0) << tenth.err;
+  EXPECT_EQ(nlohmann::json::parse(tenth.out)["asOf"].get<std::uint64_t>(), 10u) << tenth.out;
 }
 
 }  // namespace
