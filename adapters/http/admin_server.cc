@@ -364,6 +364,14 @@ namespace {
 
 // One event of the log as a watch line: {"shard","revision","committedAtMs","key","event"},
 // the event in Protobuf's canonical JSON (lowerCamel field names).
+// What the admin API never serves (docs/http.md): the payment token (printed as "***") and
+// the shipping address (left out), which an order's placement carries. ff.events keeps them
+// for replay.
+void redact_placement(v1::PlaceOrder& order) {
+  if (!order.payment().token().empty()) order.mutable_payment()->set_token("***");
+  order.clear_ship_to();
+}
+
 std::string watch_line(ShardId shard, const storage::LogRecord& record, const storage::Event& event) {
   json line = json::object();
   line["shard"] = shard.value;
@@ -376,8 +384,10 @@ std::string watch_line(ShardId shard, const storage::LogRecord& record, const st
   if (event.entity_key.starts_with("order/")) {
     v1::OrderEvent decoded_event;
     // In the current schema even when an older ffe journaled it (events/upcast.h).
-    decoded = decoded_event.ParseFromString(event.payload) && events::upcast(decoded_event).ok() &&
-              google::protobuf::util::MessageToJsonString(decoded_event, &text, options).ok();
+    decoded = decoded_event.ParseFromString(event.payload) && events::upcast(decoded_event).ok();
+    if (decoded_event.has_placed()) redact_placement(*decoded_event.mutable_placed()->mutable_order());
+    if (decoded_event.has_rejected()) redact_placement(*decoded_event.mutable_rejected()->mutable_order());
+    decoded = decoded && google::protobuf::util::MessageToJsonString(decoded_event, &text, options).ok();
   } else if (event.entity_key.starts_with("sku/")) {
     v1::SkuEvent decoded_event;
     decoded = decoded_event.ParseFromString(event.payload) &&

@@ -98,6 +98,31 @@ TEST_F(RevisionsTest, WatchLimitEndsAtARevisionsEndSoAResumeLosesNothing) {
   EXPECT_EQ(resumed, all);
 }
 
+TEST_F(RevisionsTest, WatchNeverServesThePaymentTokenOrTheShippingAddress) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  v1::PlaceOrder place = place_order("o-1", {{"sku-1", 1}});
+  ASSERT_FALSE(place.payment().token().empty());
+  ASSERT_TRUE(place.has_ship_to());
+  ack_of(runtime::OrderCommand{place});
+  v1::PlaceOrder broken = place_order("o-2", {{"sku-1", 0}});  // REJECTED: its event holds the order too
+  ack_of(runtime::OrderCommand{broken});
+  int placements = 0;
+  for (const char* id : {"o-1", "o-2"}) {
+    Got got = get(std::string("/v1/watch?prefix=order/") + id + "&fromRevision=1");
+    EXPECT_EQ(got.body.find(place.payment().token()), std::string::npos) << got.body;
+    EXPECT_EQ(got.body.find(place.ship_to().line1()), std::string::npos) << got.body;
+    for (const auto& line : lines_of(got.body)) {
+      for (const char* kind : {"placed", "rejected"}) {
+        if (!line["event"].contains(kind)) continue;
+        ++placements;
+        EXPECT_EQ(line["event"][kind]["order"]["payment"]["token"], "***") << line.dump();
+        EXPECT_FALSE(line["event"][kind]["order"].contains("shipTo")) << line.dump();
+      }
+    }
+  }
+  EXPECT_EQ(placements, 2);
+}
+
 TEST_F(RevisionsTest, WatchNeedsAShardForAPrefixSpanningShardsAndChecksItsRevision) {
   ack_of(receive_stock("sku-1", 10, "r-1"));
   const ShardId shard = runtime_->shard_of("sku-1");
