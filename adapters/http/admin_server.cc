@@ -318,8 +318,13 @@ Reply AdminServer::Impl::shards() const {
 std::variant<ShardId, Reply> AdminServer::Impl::parse_shard(const std::string& text) const {
   std::uint32_t index = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), index);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+  const bool decimal = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  if (!decimal) {
     return error_reply(400, "shard: must be a non-negative integer (got " + events::quote(text) + ")");
+  }
+  if (error != std::errc() || end != text.data() + text.size()) {  // a number past 2^32: no such shard
+    return error_reply(404, "shard " + text + " not found (shards: 0.." + std::to_string(runtime_.shard_count() - 1) +
+                                ")");
   }
   if (index >= runtime_.shard_count()) {
     return error_reply(404, "shard " + std::to_string(index) + " not found (shards: 0.." +

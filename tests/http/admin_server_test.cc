@@ -374,7 +374,7 @@ TEST_F(AdminServerTest, ShardDigestAsOfARevision) {
   EXPECT_EQ(empty.json["digest"], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 
   EXPECT_EQ(get("/v1/shards/" + std::to_string(kShards)).status, 404);
-  EXPECT_EQ(get("/v1/shards/99999999999").status, 400);
+  EXPECT_EQ(get("/v1/shards/99999999999").status, 404);  // a decimal number, just no such shard
   EXPECT_EQ(get("/v1/shards/x").status, 400);
   EXPECT_EQ(get("/v1/shards/-1").status, 400);
 }
