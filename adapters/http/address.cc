@@ -17,6 +17,9 @@ storage::Result<HostPort> parse_address(std::string_view address) {
                       " (expected HOST:PORT, e.g. 127.0.0.1:8080)");
   };
   if (address.substr(0, 7) == "http://") address.remove_prefix(7);
+  if (address.find("://") != std::string_view::npos) {
+    return bad("only http:// is served (the admin API has no TLS)");
+  }
   if (!address.empty() && address.back() == '/') address.remove_suffix(1);
   const std::size_t colon = address.rfind(':');
   if (colon == std::string_view::npos) return bad("no port");

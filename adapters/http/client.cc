@@ -14,6 +14,18 @@ using storage::StatusCode;
 
 namespace {
 
+// httplib names its errors by enum ("Connection"); say what happened, and what to check.
+std::string describe(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection:
+      return "cannot connect (is ffe serve running with its admin HTTP on this address? --http)";
+    case httplib::Error::ConnectionTimeout: return "the connection timed out";
+    case httplib::Error::Read: return "no HTTP answer (is this ffe's admin HTTP address?)";
+    case httplib::Error::Write: return "the request could not be sent";
+    default: return "HTTP error " + httplib::to_string(error);
+  }
+}
+
 // One request without a body, on a fresh connection (the CLI makes one or two).
 storage::Result<Response> send_request(std::string_view address, const char* method, const std::string& target,
                                        std::chrono::milliseconds timeout) {
@@ -27,7 +39,7 @@ storage::Result<Response> send_request(std::string_view address, const char* met
   httplib::Result result = std::string_view(method) == "POST" ? client.Post(target) : client.Get(target);
   if (!result) {
     return Status(StatusCode::kIoError, std::string(method) + " http://" + format_address(*parsed) + target + ": " +
-                                            httplib::to_string(result.error()));
+                                            describe(result.error()));
   }
   Response response;
   response.status = result->status;
@@ -162,7 +174,7 @@ storage::Status get_lines(std::string_view address, const std::string& target,
       });
   if (!result && !stopped) {
     return Status(StatusCode::kIoError, "GET http://" + format_address(*parsed) + target + ": " +
-                                            httplib::to_string(result.error()));
+                                            describe(result.error()));
   }
   if (!pending.empty() && !stopped) on_line(pending);
   return Status::ok();

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "adapters/cdc/pipeline.h"  // CDC into the analytics tables (docs/cdc.md)
+#include "adapters/http/address.h"
 #include "adapters/http/admin_server.h"
 #include "adapters/kafka/broker.h"
 #include "adapters/kafka/events_publisher.h"
@@ -93,6 +94,13 @@ Result<std::uint32_t> Server::Impl::shards_for_new_data_dir(const kafka::ClientC
 }
 
 Status Server::Impl::start() {
+  // 0. What can be refused before anything starts: a malformed --http would otherwise be
+  // found only after the ingress had consumed (the admin server starts last).
+  if (!options_.http.empty()) {
+    if (auto address = http::parse_address(options_.http); !address) {
+      return with_context(address.status(), "--http");
+    }
+  }
   // 1. The cluster.
   if (options_.brokers.empty()) {
     auto broker = kafka::EmbeddedBroker::start();

@@ -604,6 +604,10 @@ TEST(HttpAddress, ParsesHostPortForms) {
   for (const char* bad : {"", "8080", "host:", "host:65536", "host:-1", "host:8o", "::1:80", "a b:1", "[::1:80"}) {
     EXPECT_FALSE(parse_address(bad).is_ok()) << bad;
   }
+  // Another scheme is named as such (it was refused as an IPv6 host without brackets).
+  auto tls = parse_address("https://127.0.0.1:8080");
+  ASSERT_FALSE(tls.is_ok());
+  EXPECT_NE(tls.status().message().find("only http://"), std::string::npos) << tls.status().message();
   EXPECT_EQ(kDefaultAddress, "127.0.0.1:8080");
   EXPECT_TRUE(is_loopback(parse_address(kDefaultAddress)->host));
   EXPECT_TRUE(is_loopback("::1"));
