@@ -36,6 +36,9 @@ constexpr std::string_view kClusterIdKey = "ingress/cluster-id";
 struct Original {
   std::string key;
   std::string value;
+  bool key_null = true;     // Kafka tells a null key from an empty one, and a null value
+  bool value_null = true;   // (a tombstone) from an empty one: the DLQ keeps which it was
+
   std::vector<Header> headers;
   bool inventory = false;  // an inventory command: any refusal goes to the DLQ
 };
@@ -94,8 +97,14 @@ std::optional<std::string> header_value(RdKafka::Message& message, const std::st
 
 std::shared_ptr<Original> original_of(RdKafka::Message& message) {
   auto original = std::make_shared<Original>();
-  if (const std::string* key = message.key(); key != nullptr) original->key = *key;
-  if (message.payload() != nullptr) original->value.assign(static_cast<const char*>(message.payload()), message.len());
+  if (const std::string* key = message.key(); key != nullptr) {
+    original->key = *key;
+    original->key_null = false;
+  }
+  if (message.payload() != nullptr) {
+    original->value.assign(static_cast<const char*>(message.payload()), message.len());
+    original->value_null = false;
+  }
   if (RdKafka::Headers* headers = message.headers(); headers != nullptr) {
     for (const RdKafka::Headers::Header& header : headers->get_all()) {
       std::string value;
@@ -538,6 +547,8 @@ void Ingress::Impl::send_to_dlq(DlqJob job) {
   record.topic = topics_.dlq;
   record.key = job.original->key;
   record.value = job.original->value;
+  record.empty_key_not_null = !job.original->key_null;
+  record.null_value = job.original->value_null;
   for (const Header& header : job.original->headers) {
     if (header.name == "ff-error" || header.name.starts_with("ff-source-")) continue;
     record.headers.push_back(header);

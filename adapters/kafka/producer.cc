@@ -102,9 +102,10 @@ class Producer::Impl {
     while (true) {
       in_flight_.fetch_add(1);
       const RdKafka::ErrorCode err = producer_->produce(
-          record.topic, record.partition, RdKafka::Producer::RK_MSG_COPY, record.value.data(),
-          record.value.size(), record.key.empty() ? nullptr : record.key.data(), record.key.size(), 0, headers,
-          opaque.get());
+          record.topic, record.partition, RdKafka::Producer::RK_MSG_COPY,
+          record.null_value ? nullptr : record.value.data(), record.null_value ? 0 : record.value.size(),
+          record.key.empty() && !record.empty_key_not_null ? nullptr : record.key.data(), record.key.size(), 0,
+          headers, opaque.get());
       if (err == RdKafka::ERR_NO_ERROR) {
         opaque.release();  // the delivery report owns it now; headers are librdkafka's
         return Status::ok();

@@ -49,6 +49,10 @@ struct Record {
   std::string topic;
   std::string key;  // empty: a null key (Kafka tells the two apart; ffe never sends an empty one)
   std::string value;
+  // For the DLQ, which forwards input as it came: an empty key that is not null, and a
+  // null value (a tombstone) rather than an empty one.
+  bool empty_key_not_null = false;
+  bool null_value = false;
   std::vector<Header> headers;
   // -1: the partitioner picks by key (librdkafka's default, consistent_random).
   std::int32_t partition = -1;

@@ -110,6 +110,10 @@ def body(h):
     bad_input("ff.payments.replies", "k-bad-reply", e2e.dumps({"commandId": "", "orderId": "o-ok", "status": "APPROVED"}),
               "commandId")
     bad_input("ff.inventory.commands", "k-pb-garbage", b"\x0a\xff\xff", "")
+    # Kafka tells a null value (a tombstone) from an empty one, and an empty key from a null
+    # one: the DLQ record keeps which it was.
+    bad_input("ff.orders.commands", "k-tombstone", None, "empty")
+    bad_input("ff.orders.commands", "", b"not json, under an empty key", "invalid JSON")
     # (the last one is JSON-typed garbage; a binary one too:)
     md = send("ff.orders.commands", "k-pb-bad", b"\x0a\xff\xff\x01", e2e.PROTOBUF)
     bad["k-pb-bad"] = ("ff.orders.commands", b"\x0a\xff\xff\x01", md, "protobuf")
