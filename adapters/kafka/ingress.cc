@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <mutex>
@@ -87,12 +88,27 @@ struct DlqJob {
   std::string reason;
 };
 
+// The last header named `name` (lower case), matched case-insensitively: producers that
+// follow HTTP's spelling send "Content-Type". The exact name is looked up first (what ffe and
+// most clients send); the scan of every header runs only when it is absent.
 std::optional<std::string> header_value(RdKafka::Message& message, const std::string& name) {
   RdKafka::Headers* headers = message.headers();
   if (headers == nullptr) return std::nullopt;
-  RdKafka::Headers::Header header = headers->get_last(name);
-  if (header.err() != RdKafka::ERR_NO_ERROR || header.value() == nullptr) return std::nullopt;
-  return std::string(static_cast<const char*>(header.value()), header.value_size());
+  auto value_of = [](const RdKafka::Headers::Header& header) -> std::optional<std::string> {
+    if (header.err() != RdKafka::ERR_NO_ERROR || header.value() == nullptr) return std::nullopt;
+    return std::string(static_cast<const char*>(header.value()), header.value_size());
+  };
+  if (auto exact = value_of(headers->get_last(name))) return exact;
+  std::optional<std::string> found;
+  for (const RdKafka::Headers::Header& header : headers->get_all()) {
+    const std::string& key = header.key();
+    const bool same = key.size() == name.size() &&
+                      std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
+                        return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+                      });
+    if (same) found = value_of(header);
+  }
+  return found;
 }
 
 std::shared_ptr<Original> original_of(RdKafka::Message& message) {

@@ -436,6 +436,27 @@ TEST_F(ServeTest, AFulfilledOrderEndsWithOneJsonOutcomeAndTheJournalOnTheEventsT
   }
 }
 
+// A producer that spells the header as HTTP does ("Content-Type") is understood: Kafka header
+// names are case-sensitive, but the contract names one header, whatever its case.
+TEST_F(ServeTest, TheContentTypeHeaderIsFoundWhateverItsCase) {
+  auto server = start_server();
+  ASSERT_TRUE(server);
+  v1::InventoryCommand command;
+  command.mutable_receive_stock()->set_sku("sku-1");
+  command.mutable_receive_stock()->set_qty(7);
+  command.mutable_receive_stock()->set_receipt_id("r-bin");
+  std::string binary;
+  ASSERT_TRUE(command.SerializeToString(&binary));
+  send("ff.inventory.commands", "sku-1", binary, {{"Content-Type", "application/x-protobuf"}});
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto sku = server->runtime().sku("sku-1");
+        return sku && sku->has_value() && (*sku)->on_hand == 7;
+      },
+      20s));
+  EXPECT_EQ(server->ingress().stats().dlq, 0u);
+}
+
 TEST_F(ServeTest, WireProtobufSendsBinaryMessages) {
   auto server = start_server([](serve::ServeOptions& options) { options.wire = Wire::kProtobuf; });
   ASSERT_TRUE(server);
