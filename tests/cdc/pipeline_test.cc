@@ -298,6 +298,21 @@ std::string read_all(std::FILE* file) {
   return out;
 }
 
+// `ffe drift` (run_drift) on `data_dir` against `analytics`: its exit code, stdout and stderr.
+int drift_exit(const std::string& data_dir, const std::string& analytics, std::string* out, std::string* err) {
+  DriftOptions options;
+  options.data_dir = data_dir;
+  options.analytics = analytics;
+  options.out = std::tmpfile();
+  options.err = std::tmpfile();
+  const int code = run_drift(options);
+  *out = read_all(options.out);
+  *err = read_all(options.err);
+  std::fclose(options.out);
+  std::fclose(options.err);
+  return code;
+}
+
 // `ffe drift` (run_drift) on a stopped engine's dir: 0 and one JSON line per shard when the
 // tables are in step; 1 with the differences, field by field, once a row is changed and
 // another removed behind CDC's back.
@@ -312,19 +327,7 @@ TEST(CdcDrift, ExitsZeroInStepAndOneWithTheDifferencesWhenTampered) {
     ASSERT_TRUE(pipeline.wait_caught_up(20s));
   }
   engine.close();
-  auto run = [&](std::string* out, std::string* err) {
-    DriftOptions options;
-    options.data_dir = engine.data_dir;
-    options.analytics = engine.analytics();
-    options.out = std::tmpfile();
-    options.err = std::tmpfile();
-    const int code = run_drift(options);
-    *out = read_all(options.out);
-    *err = read_all(options.err);
-    std::fclose(options.out);
-    std::fclose(options.err);
-    return code;
-  };
+  auto run = [&](std::string* out, std::string* err) { return drift_exit(engine.data_dir, engine.analytics(), out, err); };
   std::string out, err;
   EXPECT_EQ(run(&out, &err), 0) << out << err;
   EXPECT_NE(out.find("{\"shard\":0,\"checkpoint\":"), std::string::npos) << out;
@@ -348,18 +351,8 @@ TEST(CdcDrift, RefusesAnotherDatabaseWithoutWritingToItAndMasksThePassword) {
   Engine engine;
   ASSERT_TRUE(testing::receive_stock(*engine.rt, kSkus, 10));
   engine.close();
-  auto run = [&](const std::string& analytics, std::string* err) {
-    DriftOptions options;
-    options.data_dir = engine.data_dir;
-    options.analytics = analytics;
-    options.out = std::tmpfile();
-    options.err = std::tmpfile();
-    const int code = run_drift(options);
-    *err = read_all(options.err);
-    std::fclose(options.out);
-    std::fclose(options.err);
-    return code;
-  };
+  std::string out;
+  auto run = [&](const std::string& analytics, std::string* err) { return drift_exit(engine.data_dir, analytics, &out, err); };
   const std::string other = engine.dir.sub("other.db");
   ASSERT_EQ(testing::sqlite_exec(other, "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);"), "");
   std::string err;
