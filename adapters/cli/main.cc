@@ -36,9 +36,14 @@ namespace {
 
 constexpr const char* kContractsVersion = "v1";
 
+// What `ffe version` and `ffe --version` print (one line, no newline).
+std::string version_line() {
+  return std::string("ffe ") + FFE_VERSION + " (contracts " + kContractsVersion + ", protobuf " +
+         google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION) + ")";
+}
+
 int run_version() {
-  std::printf("ffe %s (contracts %s, protobuf %s)\n", FFE_VERSION, kContractsVersion,
-              google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION).c_str());
+  std::printf("%s\n", version_line().c_str());
   return 0;
 }
 
@@ -217,7 +222,7 @@ int main(int argc, char** argv) {
                "stock, drives payment and shipment through a saga, compensates on failure or "
                "timeout, and confirms each order's terminal state at a revision."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("ffe ") + FFE_VERSION);
+  app.set_version_flag("--version", version_line());
   // Global logging flags (adapters/log/log.h). fallthrough() lets them follow the subcommand
   // too (`ffe serve --log-format json`); it must be set before the subcommands are added.
   std::string log_level = "info";
@@ -738,12 +743,21 @@ int main(int argc, char** argv) {
                          "Also write the bootstrap address to this file");
 
   decimal_integers_only(app);
-  // A first word that is neither a flag nor a command: say so (CLI11 would say only that a
-  // subcommand is required).
-  if (argc > 1 && argv[1][0] != '-') {
-    const auto known = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(argv[1]); });
-    if (known.empty()) {
-      std::fprintf(stderr, "ffe: unknown command \"%s\" (ffe --help lists them)\n", argv[1]);
+  // A word where a command is expected that names none: say so (CLI11 would say only that a
+  // subcommand is required). Walks the words before the first flag, command by command.
+  {
+    CLI::App* at = &app;
+    std::string path = "ffe";
+    for (int i = 1; i < argc && argv[i][0] != '-'; ++i) {
+      const auto known = at->get_subcommands([&](const CLI::App* sub) { return sub->check_name(argv[i]); });
+      if (!known.empty()) {
+        at = known.front();
+        path += std::string(" ") + argv[i];
+        continue;
+      }
+      const bool takes_words = !at->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty();
+      if (at->get_subcommands({}).empty() || takes_words) break;  // a leaf's own arguments
+      std::fprintf(stderr, "%s: unknown command \"%s\" (%s --help lists them)\n", path.c_str(), argv[i], path.c_str());
       return 2;
     }
   }
