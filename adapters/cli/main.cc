@@ -688,7 +688,7 @@ int main(int argc, char** argv) {
       "drift",
       "Compare the analytics tables at their checkpoint revision with the engine's state at that "
       "revision, shard by shard (every order, order line and SKU, column by column). Prints one JSON "
-      "line per shard {\"shard\",\"checkpoint\",\"orders\",\"skus\",\"drift\"} and the first "
+      "line per shard {\"shard\",\"checkpoint\",\"orders\",\"skus\",\"drift\",\"analytics\"} and the first "
       "differences on stderr. Works on a stopped engine's data dir and, read-only, beside a running one. "
       "Exit 0 with zero drift; 1 drift; 2 could not compare. docs/cdc.md");
   drift_cmd->add_option("--data-dir", drift_options.data_dir, "The engine's data dir (the journal)")->required();
