@@ -208,9 +208,9 @@ std::string worker_spins_help(const char* whose) {
          std::to_string(ffe::runtime::Options{}.worker_spins) + "; CAF's own 100)";
 }
 
-std::string worker_naps_help() {
-  return "Then polls 50 us apart before it sleeps until work comes (default " +
-         std::to_string(ffe::runtime::Options{}.worker_naps) + "; CAF's own 500)";
+std::string worker_naps_help(const char* whose_default, std::size_t naps) {
+  return std::string("Then polls 50 us apart before it sleeps until work comes (default: ") + whose_default + ", " +
+         std::to_string(naps) + "; CAF's own 500)";
 }
 
 }  // namespace
@@ -320,7 +320,8 @@ int main(int argc, char** argv) {
   reserve->add_option("--threads", bench_reserve.scheduler_threads, "CAF scheduler threads (0: one per core)")
       ->capture_default_str();
   reserve->add_option("--worker-spins", bench_reserve.worker_spins, worker_spins_help(""));
-  reserve->add_option("--worker-naps", bench_reserve.worker_naps, worker_naps_help());
+  reserve->add_option("--worker-naps", bench_reserve.worker_naps,
+                      worker_naps_help("the runtime's", ffe::runtime::Options{}.worker_naps));
   reserve->add_option("--max-live", bench_reserve.max_live,
                       "max_live_entities per shard (0: the runtime's default)")
       ->capture_default_str();
@@ -384,7 +385,8 @@ int main(int argc, char** argv) {
   e2e->add_option("--threads", bench_e2e.scheduler_threads, "CAF scheduler threads of the engine (0: one per core)")
       ->capture_default_str();
   e2e->add_option("--worker-spins", bench_e2e.worker_spins, worker_spins_help(" of the engine"));
-  e2e->add_option("--worker-naps", bench_e2e.worker_naps, worker_naps_help());
+  e2e->add_option("--worker-naps", bench_e2e.worker_naps,
+                  worker_naps_help("ffe serve's", ffe::serve::ServeOptions{}.worker_naps));
   e2e->add_option("--max-open-orders", bench_e2e.max_open_orders,
                   "The engine's admission bound on open orders (default: ffe serve's, " +
                       std::to_string(ffe::serve::ServeOptions{}.max_open_orders) + "; 0: unbounded)");

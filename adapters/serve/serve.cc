@@ -142,6 +142,7 @@ Status Server::Impl::start() {
   runtime_options.egress = egress_.get();
   runtime_options.max_open_orders = options_.max_open_orders;
   if (options_.max_live > 0) runtime_options.max_live_entities = options_.max_live;
+  runtime_options.worker_naps = options_.worker_naps;
   registry_ = std::make_unique<metrics::Registry>();
   observer_ = std::make_unique<metrics::RuntimeObserver>(*registry_);
   runtime_options.observer = observer_.get();

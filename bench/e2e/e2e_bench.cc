@@ -974,11 +974,11 @@ bool Bench::setup() {
   serve_options.wire = options_.protobuf ? kafka::Wire::kProtobuf : kafka::Wire::kJson;
   serve_options.out = nullptr;
   if (options_.max_open_orders) serve_options.max_open_orders = *options_.max_open_orders;
+  if (options_.worker_naps) serve_options.worker_naps = *options_.worker_naps;
   serve_options.analytics = options_.analytics;
   serve_options.tune_runtime = [this](runtime::Options& runtime) {
     if (options_.scheduler_threads > 0) runtime.scheduler_threads = options_.scheduler_threads;
     if (options_.worker_spins) runtime.worker_spins = *options_.worker_spins;
-    if (options_.worker_naps) runtime.worker_naps = *options_.worker_naps;
   };
   auto server = serve::Server::start(serve_options);
   if (!server) return fail("cannot start the engine: " + server.status().to_string());
@@ -1258,6 +1258,7 @@ int Bench::run() {
   field("skus", u64(options_.skus));
   field("shards", u64(static_cast<std::uint64_t>(partitions_)));
   field("scheduler_threads", u64(options_.scheduler_threads));
+  field("worker_naps", u64(options_.worker_naps.value_or(serve::ServeOptions{}.worker_naps)));
   field("wire", events::json::quoted(options_.protobuf ? "protobuf" : "json"));
   field("jsonFastPath", options_.json_full_path ? "false" : "true");
   field("brokers", events::json::quoted(broker_ ? "embedded" : brokers_));

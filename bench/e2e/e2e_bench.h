@@ -38,7 +38,7 @@ struct E2eBenchOptions {
   std::uint64_t warmup_orders = 200;  // placed and completed before timing (not counted)
   std::size_t scheduler_threads = 0;  // CAF scheduler threads of the engine; 0: its default (one per core)
   std::optional<std::size_t> worker_spins;  // runtime::Options::worker_spins; unset: its default
-  std::optional<std::size_t> worker_naps;   // runtime::Options::worker_naps; unset: its default
+  std::optional<std::size_t> worker_naps;   // ServeOptions::worker_naps; unset: ffe serve's default
   std::optional<std::size_t> max_open_orders;  // the engine's admission bound; unset: ffe serve's default
   std::string analytics;              // ServeOptions::analytics: empty: ffe serve's (SQLite in the data dir); "off"
   bool thread_cpu = false;            // also print CPU seconds per thread on stderr
