@@ -45,8 +45,11 @@ constexpr std::size_t kPayloadMaxBytes = 64 * 1024;  // GETs and a body-less POS
 constexpr std::string_view kJson = "application/json";
 
 // The route patterns (httplib matches the whole decoded path).
-constexpr const char* kOrderRoute = R"(/v1/orders/([^/]+))";
-constexpr const char* kSkuRoute = R"(/v1/skus/([^/]+))";
+// An id is everything after the prefix, '/' included: cpp-httplib decodes %2F before routing,
+// so "/v1/orders/o%2Fa" arrives as "/v1/orders/o/a" and must be answered as the invalid id
+// "o/a" (400, as `ffe get` says), not as an unknown path.
+constexpr const char* kOrderRoute = R"(/v1/orders/(.+))";
+constexpr const char* kSkuRoute = R"(/v1/skus/(.+))";
 constexpr const char* kShardsRoute = R"(/v1/shards)";
 constexpr const char* kShardRoute = R"(/v1/shards/([^/]+))";
 constexpr const char* kCompactRoute = R"(/v1/shards/([^/]+)/compact)";
@@ -230,8 +233,21 @@ void send(httplib::Response& response, const Reply& reply) {
   response.set_content(reply.body, reply.content_type.c_str());
 }
 
+// Whether the request's raw target (before cpp-httplib decoded it) has a '/' after `prefix`:
+// then it names a deeper path, which does not exist; a '/' that came from %2F is part of an
+// id (an invalid one).
+bool raw_path_goes_deeper(const httplib::Request& request, std::string_view prefix) {
+  const std::string_view raw = std::string_view(request.target).substr(0, request.target.find('?'));
+  return raw.starts_with(prefix) && raw.substr(prefix.size()).find('/') != std::string_view::npos;
+}
+
+Reply no_such_path(const httplib::Request& request) {
+  return error_reply(404, "no such path: " + events::quote(request.path));
+}
+
 bool is_known_path(const std::string& path) {
-  static const std::regex routes(std::string(kOrderRoute) + "|" + kSkuRoute + "|" + kShardsRoute + "|" +
+  // One segment after /v1/orders/ and /v1/skus/ (the routes take more, for ids with %2F).
+  static const std::regex routes(std::string(R"(/v1/orders/[^/]+|/v1/skus/[^/]+)") + "|" + kShardsRoute + "|" +
                                  kShardRoute + "|" + kCompactRoute + "|" + kWatchRoute +
                                  "|/healthz|/readyz|/metrics");
   return std::regex_match(path, routes);
@@ -563,9 +579,11 @@ void AdminServer::Impl::install_routes() {
   });
 
   server_.Get(kOrderRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    if (raw_path_goes_deeper(request, "/v1/orders/")) return send(response, no_such_path(request));
     send(response, entity("order", request.matches[1].str(), request));
   });
   server_.Get(kSkuRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    if (raw_path_goes_deeper(request, "/v1/skus/")) return send(response, no_such_path(request));
     send(response, entity("sku", request.matches[1].str(), request));
   });
   server_.Get(kShardsRoute, [this](const httplib::Request&, httplib::Response& response) {
@@ -621,7 +639,7 @@ void AdminServer::Impl::install_routes() {
         const bool post_without_length = response.status == 400 && request.method == "POST" &&
                                           !request.has_header("Content-Length");
         const Reply reply =
-            response.status == 404 ? error_reply(404, "no such path: " + events::quote(request.path))
+            response.status == 404 ? no_such_path(request)
             : post_without_length  ? error_reply(400, "a POST needs a Content-Length header (curl: add -d '')")
                                    : error_reply(response.status, "HTTP " + std::to_string(response.status));
         response.set_content(reply.body, reply.content_type.c_str());
