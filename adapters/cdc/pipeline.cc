@@ -494,18 +494,26 @@ bool CdcPipeline::apply_ready(const std::vector<ShardState*>& ready) {
   if (ready.empty()) return false;
   if (ready.size() > 1) {
     // Every shard's batch of this round in one transaction: one commit (a synced write in
-    // SQLite) instead of one per shard. Each batch keeps its own checkpoint guard; if any
-    // part fails, nothing was written and each shard applies alone below, so a refusal or
-    // an outage is handled and reported per shard as before.
+    // SQLite) instead of one per shard. Each batch keeps its own checkpoint guard; if one
+    // refuses, nothing was written and each shard applies alone below, so the refusal is
+    // handled per shard. Any other failure is an outage of the database (down, or locked
+    // past its busy timeout) or of the broker taking the envelopes: every shard of the round
+    // is stalled and backs off at once; trying each alone would wait the outage out once per
+    // shard (a locked SQLite: 5 s each) before the last of them showed stalled.
     std::vector<const Batch*> batches;
-    bool published = true;
+    Status status;
     for (ShardState* state : ready) {
-      published = published && publish_pending(*state).is_ok();
+      if (status) status = publish_pending(*state);
       batches.push_back(&*state->pending);
     }
-    if (published && sink_->apply_all(batches).is_ok()) {
+    if (status) status = sink_->apply_all(batches);
+    if (status) {
       for (ShardState* state : ready) applied(*state);
       return true;
+    }
+    if (status.code() != StatusCode::kInvalidArgument) {
+      for (ShardState* state : ready) apply_failed(*state, status);
+      return false;
     }
   }
   bool busy = false;
@@ -731,17 +739,21 @@ bool CdcPipeline::apply_pending(ShardState& state) {
     ++totals_.guard_refusals;
     return false;
   }
+  apply_failed(state, status);
+  return false;
+}
+
+void CdcPipeline::apply_failed(ShardState& state, const Status& status) {
   state.backoff = std::clamp(state.backoff * 2, options_.backoff_min, options_.backoff_max);
   state.retry_at = std::chrono::steady_clock::now() + state.backoff;
   if (!state.stats.stalled) {
     spdlog::warn("cdc: shard {}: {} did not take revisions {}..{}: {}; retrying (the engine goes on, the lag grows)",
-                 shard, sink_description_, state.pending->after_revision + 1, state.pending->to_revision,
+                 state.shard.value, sink_description_, state.pending->after_revision + 1, state.pending->to_revision,
                  status.to_string());
   }
   record_error(&state, status.to_string());
   std::lock_guard lock(mutex_);
   state.stats.stalled = true;
-  return false;
 }
 
 void CdcPipeline::store_cursors(bool wait) {

@@ -174,12 +174,14 @@ class CdcPipeline {
   // One round for the shards: read_batch() makes a shard's next batch (if it has none) and
   // says whether one is ready to apply; apply_ready() applies the ready ones, together when
   // it can; apply_pending() applies one shard's alone and handles its failure; applied()
-  // moves the shard's checkpoint on. They return true on progress.
+  // moves the shard's checkpoint on; apply_failed() marks the shard stalled and backs it off.
+  // They return true on progress.
   bool read_batch(ShardState& state);
   bool apply_ready(const std::vector<ShardState*>& ready);
   storage::Status publish_pending(ShardState& state);
   bool apply_pending(ShardState& state);
   void applied(ShardState& state);
+  void apply_failed(ShardState& state, const storage::Status& status);
   // The entity-state cache of a shard (ShardState::cache): find a state (moved to the young
   // generation; nullptr: not cached), put one in. The reference lives until the next put.
   static constexpr std::size_t kCachedEntities = 32'768;

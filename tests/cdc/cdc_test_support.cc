@@ -103,6 +103,25 @@ std::string sqlite_exec(const std::string& path, const std::string& sql) {
   return error;
 }
 
+SqliteLock::SqliteLock(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(strip_scheme(path).c_str(), &db) != SQLITE_OK) {
+    error = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    return;
+  }
+  db_ = db;
+  sqlite3_busy_timeout(db, 10'000);
+  error = exec(db, "BEGIN EXCLUSIVE");
+}
+
+SqliteLock::~SqliteLock() {
+  auto* db = static_cast<sqlite3*>(db_);
+  if (db == nullptr) return;
+  if (error.empty()) exec(db, "ROLLBACK");
+  sqlite3_close(db);
+}
+
 Audit read_sqlite_audit(const std::string& path) {
   Audit audit;
   sqlite3* db = nullptr;

@@ -40,4 +40,18 @@ Audit read_sqlite_audit(const std::string& path);
 // Runs SQL on a SQLite database ("sqlite:PATH" or PATH); "" or the error.
 std::string sqlite_exec(const std::string& path, const std::string& sql);
 
+// Holds a SQLite database locked (BEGIN EXCLUSIVE on a connection of its own) until
+// destroyed: every other writer waits out its busy timeout and fails. `error` is "" once held.
+class SqliteLock {
+ public:
+  explicit SqliteLock(const std::string& path);
+  ~SqliteLock();
+  SqliteLock(const SqliteLock&) = delete;
+  SqliteLock& operator=(const SqliteLock&) = delete;
+  std::string error;
+
+ private:
+  void* db_ = nullptr;  // sqlite3*
+};
+
 }  // namespace ffe::cdc::testing

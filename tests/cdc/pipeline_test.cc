@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -364,6 +365,44 @@ TEST(CdcDrift, RefusesAnotherDatabaseWithoutWritingToItAndMasksThePassword) {
   EXPECT_EQ(run("postgresql://u:S3cretPW@127.0.0.1:1/db", &err), 2) << err;
   EXPECT_EQ(err.find("S3cretPW"), std::string::npos) << err;
   EXPECT_NE(err.find("u:***@127.0.0.1:1"), std::string::npos) << err;
+}
+
+// A database that is down or locked stalls every shard's CDC at once: the round's shared
+// transaction fails, and every shard in it backs off and reports stalled, instead of each
+// trying alone and waiting out the lock (SQLite's 5 s busy timeout) one shard after another.
+TEST(CdcPipeline, ALockedDatabaseStallsEveryShardAtOnceAndCatchesUpAfter) {
+  Engine engine(4);
+  ASSERT_TRUE(testing::receive_stock(*engine.rt, kSkus, 1000));
+  CdcPipeline pipeline(engine.rt->journal(), sink_at(engine.analytics()), Migration{});
+  ASSERT_TRUE(pipeline.start());
+  ASSERT_TRUE(pipeline.wait_caught_up(20s));
+  {
+    testing::SqliteLock lock(engine.analytics());
+    ASSERT_EQ(lock.error, "");
+    engine.place(0, 24);  // orders and SKUs in every shard
+    std::set<std::uint32_t> behind;
+    for (storage::ShardId shard : engine.rt->journal().shards()) behind.insert(shard.value);
+    // One busy timeout (5 s) and some slack; shard by shard it took 5 s more per shard.
+    const auto deadline = std::chrono::steady_clock::now() + 9s;
+    bool all_stalled = false;
+    while (!all_stalled && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(100ms);
+      const PipelineStats stats = pipeline.stats();
+      all_stalled = true;
+      for (const ShardStats& shard : stats.shards) {
+        if (behind.contains(shard.shard) && shard.lag_revisions > 0) all_stalled &= shard.stalled;
+      }
+    }
+    for (const ShardStats& shard : pipeline.stats().shards) {
+      EXPECT_GT(shard.lag_revisions, 0u) << "shard " << shard.shard << " had no work: the test proves less";
+      EXPECT_TRUE(shard.stalled) << "shard " << shard.shard << " did not show stalled within 9 s";
+    }
+  }
+  ASSERT_TRUE(pipeline.wait_caught_up(30s));
+  for (const ShardStats& shard : pipeline.stats().shards) EXPECT_FALSE(shard.stalled) << shard.shard;
+  pipeline.stop();
+  auto reader = sink_at(engine.analytics());
+  EXPECT_EQ(testing::drift_of(engine.rt->journal(), *reader), "");
 }
 
 // The retention compactor never passes what CDC has not applied.
