@@ -494,12 +494,12 @@ bool CdcPipeline::apply_ready(const std::vector<ShardState*>& ready) {
   if (ready.empty()) return false;
   if (ready.size() > 1) {
     // Every shard's batch of this round in one transaction: one commit (a synced write in
-    // SQLite) instead of one per shard. Each batch keeps its own checkpoint guard; if one
-    // refuses, nothing was written and each shard applies alone below, so the refusal is
-    // handled per shard. Any other failure is an outage of the database (down, or locked
-    // past its busy timeout) or of the broker taking the envelopes: every shard of the round
-    // is stalled and backs off at once; trying each alone would wait the outage out once per
-    // shard (a locked SQLite: 5 s each) before the last of them showed stalled.
+    // SQLite) instead of one per shard. Each batch keeps its own checkpoint guard; if any
+    // part fails, nothing was written and each shard applies alone below, so a refusal or
+    // a batch the database will not take holds back only its own shard. Any failure but a
+    // guard's refusal marks every shard of the round stalled first: each alone waits out an
+    // outage again (a locked SQLite: its 5 s busy timeout per shard), and the gauge must not
+    // say "fine" for the shards still waiting their turn.
     std::vector<const Batch*> batches;
     Status status;
     for (ShardState* state : ready) {
@@ -512,8 +512,17 @@ bool CdcPipeline::apply_ready(const std::vector<ShardState*>& ready) {
       return true;
     }
     if (status.code() != StatusCode::kInvalidArgument) {
-      for (ShardState* state : ready) apply_failed(*state, status);
-      return false;
+      std::string fresh;  // the shards that were not stalled yet: warned about here, once
+      std::lock_guard lock(mutex_);
+      for (ShardState* state : ready) {
+        if (!state->stats.stalled) fresh += (fresh.empty() ? "" : ", ") + std::to_string(state->shard.value);
+        state->stats.stalled = true;
+      }
+      if (!fresh.empty()) {
+        spdlog::warn("cdc: {} did not take the batches of shards {}: {}; each shard retries (the engine goes on, "
+                     "the lag grows)",
+                     sink_description_, fresh, status.to_string());
+      }
     }
   }
   bool busy = false;

@@ -367,9 +367,9 @@ TEST(CdcDrift, RefusesAnotherDatabaseWithoutWritingToItAndMasksThePassword) {
   EXPECT_NE(err.find("u:***@127.0.0.1:1"), std::string::npos) << err;
 }
 
-// A database that is down or locked stalls every shard's CDC at once: the round's shared
-// transaction fails, and every shard in it backs off and reports stalled, instead of each
-// trying alone and waiting out the lock (SQLite's 5 s busy timeout) one shard after another.
+// A database that is down or locked shows every shard's CDC stalled at once: when the round's
+// shared transaction fails, every shard in it is marked stalled before each retries alone
+// (waiting out the lock, SQLite's 5 s busy timeout, one shard after another).
 TEST(CdcPipeline, ALockedDatabaseStallsEveryShardAtOnceAndCatchesUpAfter) {
   Engine engine(4);
   ASSERT_TRUE(testing::receive_stock(*engine.rt, kSkus, 1000));
