@@ -672,8 +672,9 @@ int main(int argc, char** argv) {
                         "\"ts_ms\"} per changed row on this topic, at least once (default: none)");
   serve_cmd->add_option("--max-open-orders", serve_options.max_open_orders,
                         "Admission: at most N orders open (placed, not yet terminal) at once; above it "
-                        "further placements wait in Kafka (their partitions pause) while replies and "
-                        "cancels go on, so an overload never runs into saga deadlines (0: unbounded)")
+                        "further placements wait in Kafka (their partitions pause; a cancel behind them "
+                        "waits too) while replies go on, so an overload never runs into saga deadlines "
+                        "(0: unbounded)")
       ->capture_default_str();
   serve_cmd->add_option("--max-live", serve_options.max_live,
                         "Passivation: at most N live SKU and order actors per shard; above it the least "

@@ -431,6 +431,11 @@ Status Ingress::Impl::start() {
 void Ingress::Impl::stop() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
+  // Messages still waiting in a paused partition (for credit, or for room under the open-orders
+  // bound) were never handed over, so their offsets were never acknowledged: the next start
+  // reads them again. They must go before the consumer: librdkafka's destroy waits for every
+  // message it handed out, and with one still held it waited forever (SIGTERM never ended).
+  for (auto& p : partitions_) p->pending.clear();
   std::lock_guard lock(consumer_mu_);
   if (consumer_) {
     consumer_->close();

@@ -55,7 +55,8 @@ struct ServeOptions {
   // Admission: at most this many orders open (placed, not yet terminal) at once, all shards
   // together; above it the ingress leaves further PlaceOrders in Kafka (their partitions
   // pause) until orders finish, so an overload waits where no saga deadline runs.
-  // Replies and cancels are never held back. 0: unbounded. docs/kafka.md, "Backpressure".
+  // Replies are never held back; a cancel waits only behind the placements held in its own
+  // partition. 0: unbounded. docs/kafka.md, "Backpressure".
   std::size_t max_open_orders = 4096;
   // Passivation cap: at most this many live SKU and order actors per shard (the least
   // recently used idle ones stop; the next command restores them from the journal).

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <set>
 
@@ -434,6 +435,34 @@ TEST_F(ServeTest, AFulfilledOrderEndsWithOneJsonOutcomeAndTheJournalOnTheEventsT
       EXPECT_EQ(*cursor, head) << "shard " << shard;
     }
   }
+}
+
+// stop() (SIGTERM) ends while placements wait in paused partitions for room under the
+// open-orders bound: those messages were never handed over (the next start reads them again).
+// It used to hang for ever: librdkafka's consumer destroy waited for the messages still held.
+TEST_F(ServeTest, StopEndsWhilePlacementsWaitForRoom) {
+  auto server = start_server([](serve::ServeOptions& options) { options.max_open_orders = 1; });
+  ASSERT_TRUE(server);
+  send("ff.inventory.commands", "sku-1", receive_json("sku-1", 100, "r-1"));
+  // No participant answers here: the first order stays open, and the rest wait in Kafka.
+  for (int i = 0; i < 6; ++i) {
+    const std::string id = "o-wait-" + std::to_string(i);
+    send("ff.orders.commands", id, place_json(id, "sku-1", 1));
+  }
+  ASSERT_TRUE(eventually([&] { return server->runtime().stats().placements_refused > 0; }, 20s));
+  // stop() on this thread, which started the server (CAF's actor system must end on the
+  // thread that made it); a watchdog turns a hang into a failure. The stop's own waits add up
+  // to about 40 s.
+  std::atomic<bool> stopped{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 900 && !stopped.load(); ++i) std::this_thread::sleep_for(100ms);
+    if (stopped.load()) return;
+    std::fprintf(stderr, "StopEndsWhilePlacementsWaitForRoom: stop() did not return in 90 s\n");
+    std::abort();
+  });
+  server->stop();
+  stopped.store(true);
+  watchdog.join();
 }
 
 // A producer that spells the header as HTTP does ("Content-Type") is understood: Kafka header
