@@ -630,16 +630,6 @@ std::optional<DecodeError> decode_binary(std::string_view bytes, google::protobu
   return std::nullopt;
 }
 
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) {
-      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 std::string_view trim(std::string_view text) {
   constexpr std::string_view blanks = " \t";
@@ -664,6 +654,17 @@ Decoded<T> decode_and_validate(std::string_view bytes,
 void internal::set_json_fast_path(bool enabled) { json_fast_path_enabled.store(enabled); }
 
 std::uint64_t internal::json_fast_path_decodes() { return json_fast_path_hits; }
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) {
+      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
 
 std::variant<ContentType, DecodeError> parse_content_type(std::optional<std::string_view> header) {
   if (!header) return ContentType::kJson;

@@ -40,6 +40,9 @@ struct DecodeError {
 
 // nullopt header (absent) means JSON.
 std::variant<ContentType, DecodeError> parse_content_type(std::optional<std::string_view> header);
+
+// ASCII case-insensitive equality: content types, and the content-type header's own name.
+bool equals_ignoring_case(std::string_view a, std::string_view b);
 std::string_view content_type_name(ContentType type);
 
 // Decodes bytes into `out` (cleared first). Returns an error, or nullopt on success.

@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <mutex>
@@ -88,7 +87,7 @@ struct DlqJob {
   std::string reason;
 };
 
-// The last header named `name` (lower case), matched case-insensitively: producers that
+// The last header named `name`, matched case-insensitively: producers that
 // follow HTTP's spelling send "Content-Type". The exact name is looked up first (what ffe and
 // most clients send); the scan of every header runs only when it is absent.
 std::optional<std::string> header_value(RdKafka::Message& message, const std::string& name) {
@@ -101,12 +100,7 @@ std::optional<std::string> header_value(RdKafka::Message& message, const std::st
   if (auto exact = value_of(headers->get_last(name))) return exact;
   std::optional<std::string> found;
   for (const RdKafka::Headers::Header& header : headers->get_all()) {
-    const std::string& key = header.key();
-    const bool same = key.size() == name.size() &&
-                      std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
-                        return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
-                      });
-    if (same) found = value_of(header);
+    if (events::equals_ignoring_case(header.key(), name)) found = value_of(header);
   }
   return found;
 }
