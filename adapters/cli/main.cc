@@ -177,23 +177,12 @@ void decimal_integers_only(CLI::App& app) {
                    " (decimal digits only)";
           }
           while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
-          if (negative) {
-            std::int64_t value = 0;
-            const std::string number = "-" + std::string(digits);
-            const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
-            if (ec != std::errc()) return "\"" + text + "\" is out of range";
-            text = number;
-          } else if (is_signed) {
-            std::int64_t value = 0;
-            const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-            if (ec != std::errc()) return "\"" + text + "\" is out of range";
-            text = std::string(digits);
-          } else {
-            std::uint64_t value = 0;
-            const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-            if (ec != std::errc()) return "\"" + text + "\" is out of range";
-            text = std::string(digits);
-          }
+          const std::string number = (negative ? "-" : "") + std::string(digits);
+          const auto fits = [&number](auto value) {
+            return std::from_chars(number.data(), number.data() + number.size(), value).ec == std::errc();
+          };
+          if (!(is_signed ? fits(std::int64_t{0}) : fits(std::uint64_t{0}))) return "\"" + text + "\" is out of range";
+          text = number;
           return {};
         },
         ""));
