@@ -338,12 +338,9 @@ std::variant<ShardId, Reply> AdminServer::Impl::parse_shard(const std::string& t
   if (!decimal) {
     return error_reply(400, "shard: must be a non-negative integer (got " + events::quote(text) + ")");
   }
-  if (error != std::errc() || end != text.data() + text.size()) {  // a number past 2^32: no such shard
-    return error_reply(404, "shard " + text + " not found (shards: 0.." + std::to_string(runtime_.shard_count() - 1) +
-                                ")");
-  }
-  if (index >= runtime_.shard_count()) {
-    return error_reply(404, "shard " + std::to_string(index) + " not found (shards: 0.." +
+  const bool past_2_32 = error != std::errc() || end != text.data() + text.size();  // no such shard either
+  if (past_2_32 || index >= runtime_.shard_count()) {
+    return error_reply(404, "shard " + (past_2_32 ? text : std::to_string(index)) + " not found (shards: 0.." +
                                 std::to_string(runtime_.shard_count() - 1) + ")");
   }
   return ShardId{index};
