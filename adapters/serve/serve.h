@@ -64,8 +64,8 @@ struct ServeOptions {
   std::size_t max_live = 0;
   // How the engine's idle CAF workers wait (runtime::Options::worker_naps): 0 naps, unlike
   // the runtime's 20, goes from polling straight to sleeping until work comes. Measured on
-  // the e2e workload (docs/e2e-bench.md, "The engine's workers without naps"): p99 a third
-  // lower at 2,000-3,000 orders/s and 6-12% less engine CPU, the open loop the same.
+  // the e2e workload (docs/e2e-bench.md, "the engine's workers without naps"): p99 a quarter
+  // to a third lower at 1,000-3,000 orders/s and 6-12% less engine CPU, the open loop the same.
   std::size_t worker_naps = 0;
   // Extra librdkafka properties for every Kafka client (`-X name=value`).
   std::vector<std::pair<std::string, std::string>> kafka_properties;
