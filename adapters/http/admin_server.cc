@@ -625,20 +625,34 @@ void AdminServer::Impl::install_routes() {
   server_.Patch(".*", method_not_allowed);
   server_.Delete(".*", method_not_allowed);
 
+  // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112, 6.3;
+  // `curl -X POST` sends such a POST), but httplib 0.11 waits for one on POST, PUT, PATCH
+  // and DELETE until its read timeout, then answers a bare 400. Those requests are routed
+  // here instead, before httplib reads, as the same requests with an empty body.
+  using Handled = httplib::Server::HandlerResponse;
+  server_.set_pre_routing_handler(
+      [this, method_not_allowed](const httplib::Request& request, httplib::Response& response) {
+        if (request.method == "GET" || request.method == "HEAD" || request.has_header("Content-Length") ||
+            request.has_header("Transfer-Encoding")) {
+          return Handled::Unhandled;
+        }
+        std::smatch compact_route;
+        if (request.method == "POST" && std::regex_match(request.path, compact_route, std::regex(kCompactRoute))) {
+          send(response, compact(compact_route[1].str(), request));
+        } else {
+          method_not_allowed(request, response);
+        }
+        return Handled::Handled;
+      });
+
   // Runs for every answer >= 400; fills in a JSON body where a handler left none (unknown
   // paths, httplib's own 400s).
-  using Handled = httplib::Server::HandlerResponse;
   server_.set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request& request, httplib::Response& response) {
         if (!response.body.empty()) return Handled::Unhandled;
-        // httplib answers a POST without Content-Length with a bare 400 (curl -X POST sends
-        // none unless given -d ''): say so.
-        const bool post_without_length = response.status == 400 && request.method == "POST" &&
-                                          !request.has_header("Content-Length");
-        const Reply reply =
-            response.status == 404 ? no_such_path(request)
-            : post_without_length  ? error_reply(400, "a POST needs a Content-Length header (curl: add -d '')")
-                                   : error_reply(response.status, "HTTP " + std::to_string(response.status));
+        const Reply reply = response.status == 404
+                                ? no_such_path(request)
+                                : error_reply(response.status, "HTTP " + std::to_string(response.status));
         response.set_content(reply.body, reply.content_type.c_str());
         return Handled::Handled;
       }));

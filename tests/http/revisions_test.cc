@@ -3,7 +3,12 @@
 // command, never past a log reader's cursor unless forced), and the retention policy
 // (actors/runtime/retention.h) on the same real runtime and journal.
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -33,6 +38,29 @@ class RevisionsTest : public AdminFixture {
     return lines;
   }
   Got post(const std::string& target) const { return get(target, "POST"); }
+
+  // Sends `request` as written on a new connection and returns the answer's status line;
+  // "" when none came within 10 s.
+  std::string raw_status_line(const std::string& request) const {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return "";
+    timeval patience{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof(patience));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(server_->port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string answer;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+        ::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
+      char buffer[512];
+      for (ssize_t n; answer.find("\r\n") == std::string::npos && (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;) {
+        answer.append(buffer, static_cast<std::size_t>(n));
+      }
+    }
+    ::close(fd);
+    return answer.substr(0, answer.find("\r\n"));
+  }
 
   // Puts "cursor/<name>" = revision in the shard's index (as the ff.events publisher and
   // CDC do), with a no-op commit.
@@ -207,6 +235,24 @@ TEST_F(RevisionsTest, CompactByCommandMakesOlderRevisionsGoneAndIsIdempotent) {
   Got wrong_method = get(route + "1");
   EXPECT_EQ(wrong_method.status, 405);
   EXPECT_EQ(wrong_method.allow, "POST");
+}
+
+// `curl -X POST URL` sends no Content-Length and no body, which HTTP reads as an empty body:
+// such a POST is answered at once, as if it had `Content-Length: 0`.
+TEST_F(RevisionsTest, CompactByAPostWithoutContentLengthIsAnsweredAsOneWithAnEmptyBody) {
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  const ShardId shard = runtime_->shard_of("sku-1");
+  const Revision current = revision_of_shard(shard);
+  const std::string target = "/v1/shards/" + std::to_string(shard.value) + "/compact?revision=" + std::to_string(current);
+
+  EXPECT_EQ(raw_status_line("POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK");
+  EXPECT_EQ(runtime_->journal().compacted_revision(shard).value(), current);
+  // Other methods without a body on a known path: 405 at once; on an unknown one: 404.
+  EXPECT_EQ(raw_status_line("DELETE /v1/skus/sku-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 405 Method Not Allowed");
+  EXPECT_EQ(raw_status_line("POST /v1/nosuch HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 404 Not Found");
 }
 
 TEST_F(RevisionsTest, CompactNeverPassesALogReadersCursorUnlessForced) {
