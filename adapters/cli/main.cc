@@ -524,7 +524,8 @@ int main(int argc, char** argv) {
   produce_cmd->add_option("--qty", produce.stock_qty, "stock: units per receipt")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}))
       ->capture_default_str();
-  produce_cmd->add_option("--max-lines", produce.max_lines, "orders: lines per order, 1..N")
+  produce_cmd->add_option("--max-lines", produce.max_lines,
+                          "orders: lines per order, 1..N, each a distinct SKU (so at most --skus)")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   produce_cmd->add_option("--max-line-qty", produce.max_line_qty, "orders: units per line, 1..N")
