@@ -14,6 +14,7 @@
 #include "adapters/kafka/rdkafka_internal.h"
 #include "adapters/kafka/topics.h"
 #include "events/codec.h"
+#include "events/limits.h"
 #include "events/validate.h"
 #include "storage/journal.h"
 
@@ -85,7 +86,50 @@ struct DlqJob {
   std::int64_t offset = 0;
   std::shared_ptr<const Original> original;
   std::string reason;
+  // The original could not be carried (the producer or the broker refused the record for
+  // its size): the record then goes without it, and the reason says where it is.
+  bool without_original = false;
+  std::uint32_t failures = 0;  // produce() or delivery failures so far, for the log
 };
+
+// The DLQ record of a job: the original key, bytes and headers, then ff-error and the
+// source; or, when the original is too large for the DLQ, its key alone (when that is
+// small), no value and no original headers, with an ff-error that says so.
+Record dlq_record(const DlqJob& job, const std::string& topic) {
+  Record record;
+  record.topic = topic;
+  const Original& original = *job.original;
+  std::string error = job.reason;
+  if (!job.without_original) {
+    record.key = original.key;
+    record.value = original.value;
+    record.empty_key_not_null = !original.key_null;
+    record.null_value = original.value_null;
+    for (const Header& header : original.headers) {
+      if (header.name == "ff-error" || header.name.starts_with("ff-source-")) continue;
+      record.headers.push_back(header);
+    }
+  } else {
+    const bool key_fits = original.key.size() <= limits::message_bytes_max;
+    if (key_fits) {
+      record.key = original.key;
+      record.empty_key_not_null = !original.key_null;
+    }
+    record.null_value = true;
+    error += "; the original message (" + std::to_string(original.value.size()) + " bytes" +
+             (key_fits ? "" : ", key " + std::to_string(original.key.size()) + " bytes") +
+             ") is too large for " + topic + " and is not carried: read it at its source offset";
+  }
+  record.headers.push_back({"ff-error", std::move(error)});
+  record.headers.push_back({"ff-source-topic", job.partition->topic});
+  record.headers.push_back({"ff-source-partition", std::to_string(job.partition->partition)});
+  record.headers.push_back({"ff-source-offset", std::to_string(job.offset)});
+  return record;
+}
+
+// Retried failures are logged at the 1st, 2nd, 4th, 8th, ... so a long outage does not
+// flood the log.
+bool worth_logging(std::uint32_t failures) { return (failures & (failures - 1)) == 0; }
 
 // The last header named `name`, matched case-insensitively: producers that
 // follow HTTP's spelling send "Content-Type". The exact name is looked up first (what ffe and
@@ -558,38 +602,46 @@ Ingress::Impl::Handed Ingress::Impl::hand(PartitionState& p, RdKafka::Message& m
 }
 
 void Ingress::Impl::send_to_dlq(DlqJob job) {
-  Record record;
-  record.topic = topics_.dlq;
-  record.key = job.original->key;
-  record.value = job.original->value;
-  record.empty_key_not_null = !job.original->key_null;
-  record.null_value = job.original->value_null;
-  for (const Header& header : job.original->headers) {
-    if (header.name == "ff-error" || header.name.starts_with("ff-source-")) continue;
-    record.headers.push_back(header);
-  }
-  record.headers.push_back({"ff-error", job.reason});
-  record.headers.push_back({"ff-source-topic", job.partition->topic});
-  record.headers.push_back({"ff-source-partition", std::to_string(job.partition->partition)});
-  record.headers.push_back({"ff-source-offset", std::to_string(job.offset)});
   auto shared_job = std::make_shared<DlqJob>(job);
-  Status status = producer_.produce(std::move(record), [shared = shared_, shared_job](const Delivery& delivery) {
-    if (delivery.ok) {
-      shared->dlq_delivered.fetch_add(1, std::memory_order_relaxed);
-      shared_job->partition->acknowledged(shared_job->offset);
-      return;
-    }
-    spdlog::warn("ingress: a DLQ record for {}/{}@{} was not delivered ({}); sending it again",
-                 shared_job->partition->topic, shared_job->partition->partition, shared_job->offset, delivery.error);
-    std::lock_guard lock(shared->dlq_mu);
-    shared->dlq_jobs.push_back(*shared_job);
-  });
+  Status status =
+      producer_.produce(dlq_record(job, topics_.dlq), [shared = shared_, shared_job](const Delivery& delivery) {
+        if (delivery.ok) {
+          shared->dlq_delivered.fetch_add(1, std::memory_order_relaxed);
+          shared_job->partition->acknowledged(shared_job->offset);
+          return;
+        }
+        DlqJob again = *shared_job;
+        if (delivery.too_large && !again.without_original) {
+          // Sending the same bytes again would fail for ever, and the partition's resume
+          // position would stay at this offset (docs/kafka.md, "The DLQ").
+          again.without_original = true;
+          spdlog::warn("ingress: the DLQ record for {}/{}@{} is too large for the broker ({}); sending it without "
+                       "the original",
+                       again.partition->topic, again.partition->partition, again.offset, delivery.error);
+        } else if (worth_logging(++again.failures)) {
+          spdlog::warn("ingress: a DLQ record for {}/{}@{} was not delivered ({}, {} times); sending it again",
+                       again.partition->topic, again.partition->partition, again.offset, delivery.error,
+                       again.failures);
+        }
+        std::lock_guard lock(shared->dlq_mu);
+        shared->dlq_jobs.push_back(std::move(again));
+      });
   if (status) {
     shared_->dlq.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  spdlog::warn("ingress: producing a DLQ record for {}/{}@{} failed ({}); trying again", job.partition->topic,
-               job.partition->partition, job.offset, status.to_string());
+  if (status.code() == StatusCode::kInvalidArgument && !job.without_original) {
+    // The producer refused it (larger than its message.max.bytes): no retry can change that.
+    spdlog::warn("ingress: the DLQ record for {}/{}@{} cannot be produced ({}); sending it without the original",
+                 job.partition->topic, job.partition->partition, job.offset, status.to_string());
+    job.without_original = true;
+    send_to_dlq(std::move(job));
+    return;
+  }
+  if (worth_logging(++job.failures)) {
+    spdlog::warn("ingress: producing a DLQ record for {}/{}@{} failed ({}, {} times); trying again",
+                 job.partition->topic, job.partition->partition, job.offset, status.to_string(), job.failures);
+  }
   std::lock_guard lock(shared_->dlq_mu);
   shared_->dlq_jobs.push_back(std::move(job));
 }

@@ -22,6 +22,8 @@ class DeliveryReports final : public RdKafka::DeliveryReportCb {
     Delivery delivery;
     delivery.ok = message.err() == RdKafka::ERR_NO_ERROR;
     if (!delivery.ok) delivery.error = message.errstr();
+    delivery.too_large =
+        message.err() == RdKafka::ERR_MSG_SIZE_TOO_LARGE || message.err() == RdKafka::ERR_RECORD_LIST_TOO_LARGE;
     delivery.partition = message.partition();
     delivery.offset = message.offset();
     (*done)(delivery);

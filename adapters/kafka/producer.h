@@ -61,6 +61,8 @@ struct Record {
 struct Delivery {
   bool ok = false;
   std::string error;  // set when !ok
+  // The broker refused the record for its size: sending it again cannot succeed.
+  bool too_large = false;
   std::int32_t partition = -1;
   std::int64_t offset = -1;
 };

@@ -65,6 +65,9 @@ class TestProducer::Impl : public RdKafka::DeliveryReportCb {
     auto conf = conf_for(brokers);
     std::string error;
     conf->set("linger.ms", "0", error);
+    // Above librdkafka's default of 1,000,000, so tests can send input larger than what
+    // ffe's own producer takes by default.
+    conf->set("message.max.bytes", "4000000", error);
     conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(this), error);
     producer.reset(RdKafka::Producer::create(conf.get(), error));
     if (!producer) std::fprintf(stderr, "TestProducer: %s\n", error.c_str());

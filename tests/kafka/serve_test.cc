@@ -238,6 +238,53 @@ TEST_F(ServeTest, BadInputLandsInTheDlqWithItsOriginalKeyBytesAndSourceHeaders) 
   EXPECT_EQ(stats.ack_errors, 0u);
 }
 
+// Input larger than ff.dlq takes (here above the producer's message.max.bytes, 1,000,000 by
+// default; on a real cluster the broker's limit): its DLQ record goes without the original
+// bytes and says so, and the partition goes on; it is not retried for ever, holding the
+// partition's resume position at its offset so that a restart would deliver everything
+// after it again.
+TEST_F(ServeTest, InputTooLargeForTheDlqGoesThereWithoutItsBytesAndDoesNotHoldItsPartition) {
+  auto server = start_server();
+  ASSERT_TRUE(server);
+  const std::string huge(1'100'000, 'x');
+  const auto huge_at = send("ff.inventory.commands", "k-huge", huge, {{"content-type", "application/x-protobuf"}});
+  ASSERT_GE(huge_at.second, 0);
+  std::pair<std::int32_t, std::int64_t> last_at;
+  for (int i = 0; i < 3; ++i) {
+    auto at = producer_->send("ff.inventory.commands", std::nullopt, receive_json("sku-1", 1, "r-" + std::to_string(i)),
+                              {}, huge_at.first);
+    ASSERT_TRUE(at);
+    last_at = *at;
+  }
+
+  TestReader dlq(broker_->bootstrap(), "ff.dlq");
+  auto read = dlq.read_until(1, 30s);
+  ASSERT_EQ(read.size(), 1u);
+  EXPECT_EQ(read[0].key, std::optional<std::string>("k-huge"));
+  EXPECT_TRUE(read[0].value.empty());
+  const std::string error = read[0].header("ff-error").value_or("");
+  EXPECT_NE(error.find("message is 1100000 bytes"), std::string::npos) << error;
+  EXPECT_NE(error.find("(1100000 bytes) is too large for ff.dlq"), std::string::npos) << error;
+  EXPECT_EQ(read[0].header("ff-source-offset"), std::optional<std::string>(std::to_string(huge_at.second)));
+  EXPECT_FALSE(read[0].header("content-type").has_value());  // the original headers stay behind too
+
+  ASSERT_TRUE(eventually([&] { return server->ingress().stats().dlq_delivered == 1; }, 20s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto sku = server->runtime().sku("sku-1");
+        return sku && sku->has_value() && (*sku)->on_hand == 3;
+      },
+      20s));
+  server->stop();
+  server.reset();
+  auto restarted = start_server();
+  ASSERT_TRUE(restarted);
+  auto recorded = Ingress::recorded_watermark(restarted->runtime().journal(), restarted->runtime().shard_count(),
+                                              "ff.inventory.commands", huge_at.first);
+  ASSERT_TRUE(recorded);
+  EXPECT_EQ(*recorded, std::optional<std::int64_t>(last_at.second + 1));
+}
+
 // What a clean stop records: every partition resumes exactly after what it consumed, so a
 // restart consumes nothing old and applies the next message once.
 TEST_F(ServeTest, ARestartResumesFromTheRecordedPositions) {
