@@ -432,7 +432,8 @@ int main(int argc, char** argv) {
       "and in total; --restart also times `ffe serve` on that data dir from exec to the first 200 of "
       "/readyz. Generates the journal (minutes at 10M) unless --data-dir names one to reuse; keep it with "
       "--keep. Exit 1 if a check fails (--verify: replay digests equal Journal::digest)");
-  replay_bench->add_option("--events", bench_replay.events, "N: events to generate")
+  replay_bench->add_option("--events", bench_replay.events,
+                           "N: events to generate, at least (every SKU's first receipt is made whatever N is)")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10'000'000'000}))
       ->capture_default_str();
   replay_bench->add_option("--shards", bench_replay.shards, "Shards of a generated journal")
