@@ -17,6 +17,7 @@
 #include "adapters/kafka/ingress.h"
 #include "adapters/kafka/producer.h"
 #include "adapters/kafka/topics.h"
+#include "adapters/log/redact.h"
 #include "adapters/metrics/metrics.h"
 #include "adapters/metrics/runtime_metrics.h"
 #include "storage/journal.h"
@@ -93,14 +94,24 @@ Result<std::uint32_t> Server::Impl::shards_for_new_data_dir(const kafka::ClientC
   return kDefaultShards;
 }
 
-Status Server::Impl::start() {
-  // 0. What can be refused before anything starts: a malformed --http would otherwise be
-  // found only after the ingress had consumed (the admin server starts last).
-  if (!options_.http.empty()) {
-    if (auto address = http::parse_address(options_.http); !address) {
-      return with_context(address.status(), "--http");
-    }
+Status Server::check_options(const ServeOptions& options) {
+  // A malformed --http would otherwise be found only after the ingress had consumed (the
+  // admin server starts last), and an unknown --analytics after the broker had started.
+  if (!options.http.empty()) {
+    if (auto address = http::parse_address(options.http); !address) return with_context(address.status(), "--http");
   }
+  const std::string& url = options.analytics;
+  if (!url.empty() && url != "off" && !url.starts_with("sqlite:") && !url.starts_with("postgresql://") &&
+      !url.starts_with("postgres://")) {
+    return Status(StatusCode::kInvalidArgument, "--analytics: '" + log::redact_url(url) +
+                                                    "' is neither sqlite:PATH, a postgresql:// URL nor off");
+  }
+  return Status::ok();
+}
+
+Status Server::Impl::start() {
+  // 0. What can be refused before anything starts.
+  if (Status status = Server::check_options(options_); !status) return status;
   // 1. The cluster.
   if (options_.brokers.empty()) {
     auto broker = kafka::EmbeddedBroker::start();
@@ -402,6 +413,10 @@ int wait_for_stop_signal(const sigset_t& set, const std::function<bool()>& healt
 }  // namespace
 
 int serve(const ServeOptions& options) {
+  if (Status usage = Server::check_options(options); !usage) {
+    std::fprintf(stderr, "ffe serve: %s\n", usage.message().c_str());
+    return 2;
+  }
   const sigset_t signals = block_stop_signals();
   auto server = Server::start(options);
   if (!server) {

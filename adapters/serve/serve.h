@@ -86,6 +86,10 @@ struct ServeOptions {
 class Server {
  public:
   static storage::Result<std::unique_ptr<Server>> start(ServeOptions options);
+  // What can be refused from the options alone, before anything starts (a malformed --http
+  // or an --analytics that names no database ffe speaks): kInvalidArgument with the flag.
+  // start() checks it first; `ffe serve` exits 2 on it, as for any usage error.
+  static storage::Status check_options(const ServeOptions& options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
