@@ -15,6 +15,7 @@
 #include <optional>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "adapters/serve/serve.h"     // ffe serve, ffe broker
 #include "adapters/cdc/drift.h"       // ffe drift
 #include "adapters/replay/replay.h"   // ffe replay
+#include "events/limits.h"
 #include "sagas/simulation.h"
 
 namespace {
@@ -128,6 +130,7 @@ struct GetArgs {
 std::optional<std::int64_t> parse_duration_ms(const std::string& text) {
   if (text.size() < 2) return std::nullopt;
   std::int64_t unit = 0;
+  std::size_t suffix = 1;
   switch (text.back()) {
     case 's': unit = 1'000; break;
     case 'm': unit = 60'000; break;
@@ -135,8 +138,12 @@ std::optional<std::int64_t> parse_duration_ms(const std::string& text) {
     case 'd': unit = 86'400'000; break;
     default: return std::nullopt;
   }
+  if (text.size() > 2 && text.ends_with("ms")) {
+    unit = 1;
+    suffix = 2;
+  }
   std::int64_t value = 0;
-  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+  for (std::size_t i = 0; i + suffix < text.size(); ++i) {
     if (text[i] < '0' || text[i] > '9' || value > 1'000'000'000) return std::nullopt;
     value = value * 10 + (text[i] - '0');
   }
@@ -672,6 +679,31 @@ int main(int argc, char** argv) {
                         "recently used idle ones stop and restore from the journal on their next command. "
                         "Size it to the hot set: restores cost throughput (0: the runtime's default, 10000)")
       ->capture_default_str();
+  // The saga's step timeouts (order::Policy): a step's deadline is the earlier of the
+  // order's and now + the step's timeout. Durations within an order deadline's bounds.
+  // (An order's default deadline, 30 s, is the contract's: not a flag.)
+  std::map<std::string, std::pair<std::string, std::int64_t*>> serve_clocks = {
+      {"--reserve-timeout", {"Step timeout: reserving every line", &serve_options.order_policy.reserve_timeout_ms}},
+      {"--authorize-timeout",
+       {"Step timeout: the payment's authorize (unanswered: the order is cancelled and the payment voided)",
+        &serve_options.order_policy.authorize_timeout_ms}},
+      {"--ship-timeout",
+       {"Step timeout: the shipment's create (unanswered: the shipment is cancelled and the payment voided)",
+        &serve_options.order_policy.ship_timeout_ms}},
+  };
+  std::map<std::string, std::string> serve_clock_texts;
+  for (auto& [flag, about] : serve_clocks) {
+    const std::int64_t default_ms = *about.second;
+    serve_cmd
+        ->add_option(flag, serve_clock_texts[flag],
+                     about.first + " (default " + std::to_string(default_ms / 1000) + "s; e.g. 500ms, 20s, 2m)")
+        ->check([](const std::string& text) {
+          const auto ms = parse_duration_ms(text);
+          return ms && *ms >= ffe::limits::deadline_ms_min && *ms <= ffe::limits::deadline_ms_max
+                     ? std::string()
+                     : std::string("expected a duration from 100ms to 1d: <number>ms|s|m|h|d, e.g. 20s");
+        });
+  }
   serve_cmd->add_option("-X,--kafka", serve_kafka,
                         "A librdkafka property name=value for every Kafka client (repeatable)");
 
@@ -768,6 +800,9 @@ int main(int argc, char** argv) {
   if (serve_cmd->parsed()) {
     if (!serve_retain_for.empty()) serve_options.retention.keep_for = std::chrono::milliseconds(*parse_duration_ms(serve_retain_for));
     serve_options.wire = serve_wire == "protobuf" ? ffe::kafka::Wire::kProtobuf : ffe::kafka::Wire::kJson;
+    for (const auto& [flag, text] : serve_clock_texts) {
+      if (!text.empty()) *serve_clocks.at(flag).second = *parse_duration_ms(text);
+    }
     for (const std::string& property : serve_kafka) {
       const auto eq = property.find('=');
       if (eq == std::string::npos || eq == 0) {

@@ -154,6 +154,7 @@ Status Server::Impl::start() {
   runtime_options.max_open_orders = options_.max_open_orders;
   if (options_.max_live > 0) runtime_options.max_live_entities = options_.max_live;
   runtime_options.worker_naps = options_.worker_naps;
+  runtime_options.order_policy = options_.order_policy;
   registry_ = std::make_unique<metrics::Registry>();
   observer_ = std::make_unique<metrics::RuntimeObserver>(*registry_);
   runtime_options.observer = observer_.get();

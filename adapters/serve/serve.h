@@ -67,6 +67,9 @@ struct ServeOptions {
   // the e2e workload (docs/e2e-bench.md, "the engine's workers without naps"): p99 a quarter
   // to a third lower at 1,000-3,000 orders/s and 6-12% less engine CPU, the open loop the same.
   std::size_t worker_naps = 0;
+  // The saga's step timeouts (a step's deadline is the earlier of the order's and now + its
+  // timeout; `ffe serve --reserve-timeout` etc.). docs/order-saga.md.
+  order::Policy order_policy;
   // Extra librdkafka properties for every Kafka client (`-X name=value`).
   std::vector<std::pair<std::string, std::string>> kafka_properties;
   // Where the status lines go ("ffe: embedded Kafka broker at ...", "ffe: ready ..."); each

@@ -63,7 +63,8 @@ class TestReader {
 };
 
 // The payment and shipping services, reduced: every authorize is APPROVED (payment id
-// "p-<orderId>") unless the token is tok_decline (DECLINED); every create-shipment is
+// "p-<orderId>") unless the token is tok_decline (DECLINED) or tok_silent (never answered,
+// as the contract's simulators do); every create-shipment is
 // CREATED ("s-<orderId>"); voids are APPROVED, cancels CANCELLED. Reads the JSON requests
 // (and checks their content-type), answers in JSON. Counts what it saw.
 class TestParticipants {

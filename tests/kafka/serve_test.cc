@@ -285,6 +285,37 @@ TEST_F(ServeTest, InputTooLargeForTheDlqGoesThereWithoutItsBytesAndDoesNotHoldIt
   EXPECT_EQ(*recorded, std::optional<std::int64_t>(last_at.second + 1));
 }
 
+// The step timeouts are the engine's options (`ffe serve --authorize-timeout`): an authorize
+// left unanswered is given up after the configured time, not the runtime's default 10 s,
+// well within the order's own deadline (60 s here); the order is then compensated.
+TEST_F(ServeTest, AnUnansweredAuthorizeIsGivenUpAfterTheConfiguredStepTimeout) {
+  auto server = start_server([](serve::ServeOptions& options) { options.order_policy.authorize_timeout_ms = 300; });
+  ASSERT_TRUE(server);
+  TestParticipants participants(broker_->bootstrap());
+  send("ff.inventory.commands", "sku-1", receive_json("sku-1", 5, "r-1"));
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto sku = server->runtime().sku("sku-1");
+        return sku && sku->has_value() && (*sku)->on_hand == 5;
+      },
+      20s));
+  send("ff.orders.commands", "o-silent", place_json("o-silent", "sku-1", 2, "tok_silent"));
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto order = server->runtime().order("o-silent");
+        return order && order->has_value() && (*order)->state == v1::CANCELLED;
+      },
+      30s));
+  const order::State order = **server->runtime().order("o-silent");
+  EXPECT_NE(order.reason.find("timed out"), std::string::npos) << order.reason;
+  // Given up after the 300 ms timeout and the void's round trip, not after 10 s.
+  EXPECT_LT(order.completed_at_ms - order.accepted_at_ms, 5'000) << order.reason;
+  auto sku = server->runtime().sku("sku-1");
+  ASSERT_TRUE(sku && sku->has_value());
+  EXPECT_EQ((*sku)->reserved, 0);
+  EXPECT_EQ((*sku)->on_hand, 5);
+}
+
 // What a clean stop records: every partition resumes exactly after what it consumed, so a
 // restart consumes nothing old and applies the next message once.
 TEST_F(ServeTest, ARestartResumesFromTheRecordedPositions) {
