@@ -627,6 +627,10 @@ std::optional<DecodeError> decode_binary(std::string_view bytes, google::protobu
     return error("invalid protobuf", "cannot parse as " + out.GetTypeName() +
                                          (log.empty() ? std::string() : ": " + log));
   }
+  // Fields this build does not know are dropped, as the JSON parser ignores them: kept, they
+  // would be journaled and passed on to participants (a shipTo's unknown bytes in a
+  // CreateShipment), and could push a request past what a participant accepts.
+  out.DiscardUnknownFields();
   return std::nullopt;
 }
 

@@ -5,6 +5,7 @@
 #include "events/codec.h"
 
 #include <google/protobuf/stubs/logging.h>
+#include <google/protobuf/unknown_field_set.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
@@ -206,6 +207,26 @@ TEST(CodecContractExamples, UnknownFieldsAreIgnored) {
           "note": "n"}})",
       std::nullopt));
   EXPECT_EQ(command.cancel_order().order_id(), "o-1001");
+}
+
+TEST(CodecContractExamples, UnknownFieldsInBinaryAreDroppedAsJsonIgnoresThem) {
+  // A binary PlaceOrder from a newer producer: unknown fields at the top, in placeOrder and
+  // in shipTo. Decoded, it is the same message as without them, so nothing unknown is
+  // journaled or passed on to a participant.
+  const auto known = decoded(decode_order_command(examples::kPlaceOrder, std::nullopt));
+  v1::OrderCommand extended = known;
+  auto unknown_of = [](google::protobuf::Message& message) {
+    return message.GetReflection()->MutableUnknownFields(&message);
+  };
+  unknown_of(extended)->AddVarint(900, 7);
+  unknown_of(*extended.mutable_place_order())->AddLengthDelimited(901, "more");
+  unknown_of(*extended.mutable_place_order()->mutable_ship_to())->AddLengthDelimited(902, std::string(1000, 's'));
+  const std::string bytes = extended.SerializeAsString();
+  ASSERT_GT(bytes.size(), known.SerializeAsString().size() + 1000);
+
+  const auto command = decoded(decode_order_command(bytes, kProtobuf));
+  EXPECT_TRUE(MessageDifferencer::Equals(command, known));
+  EXPECT_EQ(command.SerializeAsString(), known.SerializeAsString());
 }
 
 TEST(CodecContractExamples, NullMeansAbsent) {
