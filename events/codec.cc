@@ -375,7 +375,12 @@ class JsonShapeCheck {
         const std::size_t value_at = at_;
         std::string name;
         if (!read_string(&name)) return false;
-        if (field.enum_type()->FindValueByName(name) == nullptr) {
+        // A quoted number is a number to protobuf's parser, as a bare one is (which value it
+        // names, and whether any, protobuf checks).
+        const bool quoted_number =
+            !name.empty() && name.find_first_not_of("0123456789", name[0] == '-' ? 1 : 0) == std::string::npos &&
+            name != "-";
+        if (!quoted_number && field.enum_type()->FindValueByName(name) == nullptr) {
           at_ = value_at;
           std::string names;
           for (int i = 0; i < field.enum_type()->value_count(); ++i) {

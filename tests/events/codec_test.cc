@@ -135,6 +135,19 @@ TEST(CodecContractExamples, EveryPaymentStatusNameDecodes) {
   }
 }
 
+TEST(CodecContractExamples, AnEnumMayBeItsNumberBareOrQuotedAsProtobufReadsIt) {
+  auto status_of = [](const std::string& value) {
+    return decode_payment_reply(R"({"commandId": "o-1:authorize:1", "orderId": "o-1", "status": )" + value + "}",
+                                std::nullopt);
+  };
+  EXPECT_EQ(decoded(status_of("1")).status(), v1::PaymentReply::APPROVED);
+  EXPECT_EQ(decoded(status_of(R"("1")")).status(), v1::PaymentReply::APPROVED);
+  EXPECT_EQ(decoded(status_of(R"("2")")).status(), v1::PaymentReply::DECLINED);
+  // A name must be exact, and a quoted number must be one.
+  EXPECT_NE(reason(status_of(R"("approved")")).find(R"(unknown value "approved")"), std::string::npos);
+  EXPECT_NE(reason(status_of(R"("1x")")).find(R"(unknown value "1x")"), std::string::npos);
+}
+
 TEST(CodecContractExamples, ShipmentRequestsDecode) {
   const auto create = decoded(decode_shipment_request(ex::kCreateShipment, std::nullopt));
   EXPECT_EQ(create.command_id(), "o-1001:ship:1");
