@@ -75,8 +75,26 @@ std::unique_ptr<RdKafka::Conf> make_conf(const ClientConfig& client, RdKafka::Ev
   return conf;
 }
 
+namespace {
+
+// librdkafka's log lines of a C API client (the Admin API, metadata) through spdlog, as
+// LogEvents does for the C++ clients: without it librdkafka prints its own "%3|..." lines on
+// stderr, past --log-format json and the redaction. Errors (a broker that is down) are
+// retried by the caller and reported there; here they are debug unless critical.
+void log_c_client(const rd_kafka_t* handle, int level, const char* facility, const char* message) {
+  const char* name = handle != nullptr ? rd_kafka_name(handle) : "admin";
+  if (level <= 2) {  // LOG_CRIT and worse
+    spdlog::warn("kafka {}: {} {}", name, facility, message);
+  } else {
+    spdlog::debug("kafka {}: {} {}", name, facility, message);
+  }
+}
+
+}  // namespace
+
 rd_kafka_conf_t* make_c_conf(const ClientConfig& client, std::string* error) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set_log_cb(conf, log_c_client);
   char why[512];
   auto put = [&](const std::string& name, const std::string& value) {
     if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), why, sizeof why) != RD_KAFKA_CONF_OK) {

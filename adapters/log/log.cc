@@ -5,6 +5,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -170,7 +171,25 @@ std::string json_line(std::int64_t time_ms, std::string_view level, std::string_
   return line;
 }
 
+namespace {
+std::atomic<bool> json_lines{false};
+}  // namespace
+
+void fatal(std::string_view message) {
+  const std::string redacted = redact_secrets(message);
+  if (!json_lines.load()) {
+    std::fprintf(stderr, "%s\n", redacted.c_str());
+    return;
+  }
+  spdlog::default_logger()->flush();  // what was logged before comes first
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::fprintf(stderr, "%s\n", json_line(now_ms, "error", kLoggerName, redacted).c_str());
+}
+
 void setup(Level level, bool json) {
+  json_lines.store(json);
   // Drop a previous "ffe" logger (the registry refuses a second one of the same name).
   spdlog::drop(kLoggerName);
   // JSON goes to a plain sink: a colour sink would wrap the level in escape codes on a terminal.

@@ -35,6 +35,12 @@ std::optional<Level> parse_level(std::string_view name);
 // logger: main() sets up text/info first, then what the flags ask for).
 void setup(Level level, bool json);
 
+// A command's last word on stderr, why it cannot go on (serve's start failing, say): the
+// plain line `message` with the text format, where people and scripts read it as it is, or a
+// JSON line at level "error" with the JSON format, so every line of a JSON log parses.
+// Redacted like any log line; written whatever --log-level says.
+void fatal(std::string_view message);
+
 // One JSON log line without the newline, as the JSON format writes it (exposed for tests).
 // `time_ms`: milliseconds since the Unix epoch; `level`: "info", "warn", ...
 std::string json_line(std::int64_t time_ms, std::string_view level, std::string_view logger,

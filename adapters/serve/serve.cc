@@ -17,6 +17,7 @@
 #include "adapters/kafka/ingress.h"
 #include "adapters/kafka/producer.h"
 #include "adapters/kafka/topics.h"
+#include "adapters/log/log.h"
 #include "adapters/log/redact.h"
 #include "adapters/metrics/metrics.h"
 #include "adapters/metrics/runtime_metrics.h"
@@ -415,19 +416,18 @@ int wait_for_stop_signal(const sigset_t& set, const std::function<bool()>& healt
 
 int serve(const ServeOptions& options) {
   if (Status usage = Server::check_options(options); !usage) {
-    std::fprintf(stderr, "ffe serve: %s\n", usage.message().c_str());
+    log::fatal("ffe serve: " + usage.message());
     return 2;
   }
   const sigset_t signals = block_stop_signals();
   auto server = Server::start(options);
   if (!server) {
-    std::fprintf(stderr, "ffe serve: %s\n", server.status().to_string().c_str());
+    log::fatal("ffe serve: " + server.status().to_string());
     return 1;
   }
   const int signal = wait_for_stop_signal(signals, [&] { return (*server)->health().is_ok(); });
   if (signal == 0) {
-    std::fprintf(stderr, "ffe serve: the journal stopped: %s; shutting down\n",
-                 (*server)->health().to_string().c_str());
+    log::fatal("ffe serve: the journal stopped: " + (*server)->health().to_string() + "; shutting down");
     (*server)->stop();
     return 1;
   }
@@ -441,19 +441,19 @@ int run_broker(const BrokerOptions& options) {
   const sigset_t signals = block_stop_signals();
   auto broker = kafka::EmbeddedBroker::start();
   if (!broker) {
-    std::fprintf(stderr, "ffe broker: %s\n", broker.status().to_string().c_str());
+    log::fatal("ffe broker: " + broker.status().to_string());
     return 1;
   }
   const kafka::Topics topics(options.topic_prefix);
   if (Status status = (*broker)->create_topics(topics.all(), options.partitions); !status) {
-    std::fprintf(stderr, "ffe broker: %s\n", status.to_string().c_str());
+    log::fatal("ffe broker: " + status.to_string());
     return 1;
   }
   if (!options.bootstrap_file.empty()) {
     std::ofstream file(options.bootstrap_file, std::ios::trunc);
     file << (*broker)->bootstrap() << "\n";
     if (!file.flush()) {
-      std::fprintf(stderr, "ffe broker: cannot write %s\n", options.bootstrap_file.c_str());
+      log::fatal("ffe broker: cannot write " + options.bootstrap_file);
       return 1;
     }
   }

@@ -141,6 +141,25 @@ def check_dashboard(work):
           f"({len(exported)} series names in the scrape); promtool check metrics: ok")
 
 
+def json_log_lines(err, who):
+    """The non-empty stderr lines, each checked to be a {ts,level,logger,msg} JSON object."""
+    lines = [l for l in err.splitlines() if l.strip()]
+    if not lines:
+        fail(f"{who} logged nothing at debug level")
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            fail(f"{who}: a stderr line is not JSON ({e}): {line!r}")
+        if not isinstance(record, dict) or set(record) != {"ts", "level", "logger", "msg"}:
+            fail(f"{who}: a JSON log line is not {{ts,level,logger,msg}}: {line!r}")
+        if record["level"] not in ("trace", "debug", "info", "warn", "error", "critical"):
+            fail(f"{who}: unknown level in {line!r}")
+        if not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", record["ts"]):
+            fail(f"{who}: ts is not ISO 8601 UTC with milliseconds: {line!r}")
+    return lines
+
+
 def check_logs(work):
     port = free_port()  # nothing listens there: CDC reports the database unreachable
     url = f"postgresql://u:secret@127.0.0.1:{port}/ffe"
@@ -158,27 +177,31 @@ def check_logs(work):
         runs[fmt] = (serve.stdout(), serve.stderr())
 
     out, err = runs["json"]
-    lines = [l for l in err.splitlines() if l.strip()]
-    if not lines:
-        fail("ffe --log-format json serve logged nothing at debug level")
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError as e:
-            fail(f"a stderr line is not JSON ({e}): {line!r}")
-        if not isinstance(record, dict) or set(record) != {"ts", "level", "logger", "msg"}:
-            fail(f"a JSON log line is not {{ts,level,logger,msg}}: {line!r}")
-        if record["level"] not in ("trace", "debug", "info", "warn", "error", "critical"):
-            fail(f"unknown level in {line!r}")
-        if not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", record["ts"]):
-            fail(f"ts is not ISO 8601 UTC with milliseconds: {line!r}")
+    lines = json_log_lines(err, "ffe --log-format json serve")
+
+    # A start that fails (no broker at that address) and a usage error: their last words are
+    # JSON lines too, and so is whatever librdkafka's clients said before.
+    failing_runs = {
+        "an unreachable broker": (["--brokers", f"127.0.0.1:{free_port()}", "--analytics", "off",
+                                   "--http", "127.0.0.1:0", "--data-dir", os.path.join(work, "unreachable")], 1),
+        "a malformed --http": (["--http", "127.0.0.1", "--data-dir", os.path.join(work, "bad-http")], 2),
+    }
+    for what, (flags, expected_code) in failing_runs.items():
+        run = subprocess.run([FFE, "--log-format", "json", "--log-level", "debug", "serve", *flags],
+                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        if run.returncode != expected_code:
+            fail(f"ffe serve with {what} exited {run.returncode}, not {expected_code}:\n{run.stderr}")
+        records = [json.loads(l) for l in json_log_lines(run.stderr, f"ffe serve with {what}")]
+        if not any(r["level"] == "error" and r["msg"].startswith("ffe serve: ") for r in records):
+            fail(f"ffe serve with {what}: no JSON error line says why it stopped:\n{run.stderr}")
     for fmt, (out, err) in runs.items():
         if "secret" in out or "secret" in err:
             fail(f"the analytics password appears in the {fmt} output:\n{out}\n{err}")
         if f"127.0.0.1:{port}" not in out + err:
             fail(f"the {fmt} run never mentions the analytics URL, so the check above proves nothing:\n{err}")
-    print(f"logs: {len(lines)} JSON lines parse as {{ts,level,logger,msg}}; the analytics password appears "
-          "in neither the JSON nor the text run (the URL is logged masked)")
+    print(f"logs: {len(lines)} JSON lines parse as {{ts,level,logger,msg}}, and so do those of a start that "
+          "fails and of a usage error; the analytics password appears in neither the JSON nor the text run "
+          "(the URL is logged masked)")
 
 
 def main():
