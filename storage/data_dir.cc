@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 namespace ffe::storage {
@@ -187,6 +190,62 @@ Result<ClaimedDataDir> claim_data_dir(const std::string& dir) {
                                                " holds files but no CURRENT file; refusing to start");
   }
   return claimed;
+}
+
+namespace {
+constexpr std::string_view kHeadsFirstLine = "ffe-journal-heads 1\n";
+}  // namespace
+
+Result<Heads> read_heads(const std::string& dir) {
+  const std::string path = join(dir, kHeadsFile);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return Heads{};
+    return errno_status(errno, "data dir " + dir + ": reading " + kHeadsFile);
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  const std::string text = content.str();
+  auto malformed = [&] {
+    return Status(StatusCode::kCorruption,
+                  "data dir " + dir + ": " + kHeadsFile + " is malformed; refusing to start");
+  };
+  if (!text.starts_with(kHeadsFirstLine)) return malformed();
+  Heads heads;
+  std::string_view rest = std::string_view(text).substr(kHeadsFirstLine.size());
+  while (!rest.empty()) {
+    const std::size_t end = rest.find('\n');
+    if (end == std::string_view::npos) return malformed();
+    const std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end + 1);
+    const std::size_t space = line.find(' ');
+    if (space == std::string_view::npos) return malformed();
+    std::uint32_t shard = 0;
+    std::uint64_t revision = 0;
+    const auto [shard_end, shard_error] = std::from_chars(line.data(), line.data() + space, shard);
+    const auto [revision_end, revision_error] =
+        std::from_chars(line.data() + space + 1, line.data() + line.size(), revision);
+    if (shard_error != std::errc() || shard_end != line.data() + space || revision_error != std::errc() ||
+        revision_end != line.data() + line.size() || !heads.emplace(shard, revision).second) {
+      return malformed();
+    }
+  }
+  return heads;
+}
+
+Status write_heads(const std::string& dir, const Heads& heads) {
+  std::string text(kHeadsFirstLine);
+  for (const auto& [shard, revision] : heads) text += std::to_string(shard) + " " + std::to_string(revision) + "\n";
+  const std::string path = join(dir, kHeadsFile);
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_status(errno, "data dir " + dir + ": creating " + tmp);
+  Status status = write_all(fd, text, "data dir " + dir + ": writing " + tmp);
+  if (status.is_ok() && ::fsync(fd) != 0) status = errno_status(errno, "data dir " + dir + ": syncing " + tmp);
+  ::close(fd);
+  if (!status.is_ok()) return status;
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_status(errno, "data dir " + dir + ": renaming " + tmp);
+  return fsync_path(dir, "data dir " + dir + ": syncing the directory");
 }
 
 }  // namespace ffe::storage

@@ -7,6 +7,8 @@
 // DataDirLock — owner: the Journal::Impl. Lifecycle: created by claim_data_dir(), releases
 // the flock when destroyed (after RocksDB is closed). Not thread-safe; never shared.
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -39,6 +41,19 @@ struct ClaimedDataDir {
 
 // Errors: kNotJournal, kFormat, kInUse, kReadOnly, kNoSpace, kIoError, kCorruption.
 Result<ClaimedDataDir> claim_data_dir(const std::string& dir);
+
+// The heads file, <dir>/ffe.heads: each shard's revision known durable, rewritten by the
+// journal about once a second while it commits, and at close. RocksDB's recovery reads a WAL
+// that was deleted or cut at a record boundary as a clean end (the tolerant tail mode the
+// journal needs for torn writes), so at open a shard whose log ends below its recorded head
+// has lost acknowledged commits, and the open is refused (docs/journal.md, "Bad data dirs").
+inline constexpr const char* kHeadsFile = "ffe.heads";
+using Heads = std::map<std::uint32_t, std::uint64_t>;  // shard -> revision
+// Empty when there is no heads file (a journal that never committed, or one an older ffe
+// wrote). kCorruption when it does not parse.
+Result<Heads> read_heads(const std::string& dir);
+// Whole or not at all: a temp file, fsync, rename, fsync of the dir.
+Status write_heads(const std::string& dir, const Heads& heads);
 
 // Maps an errno from a file operation on `what` to a Status with a clear message.
 Status errno_status(int error, const std::string& what);

@@ -493,6 +493,18 @@ class Journal::Impl {
   // writer just rewrote at a newer revision.
   std::mutex dedupe_mu_;
 
+  // --- the heads file (data_dir.h): each shard's durable revision, for the open's check ---
+  // Refuses the open when a shard's log ends below its recorded head.
+  Status check_heads(const Heads& recorded) const;
+  Heads durable_heads() const;
+  void heads_loop();
+  std::mutex heads_mu_;
+  std::condition_variable heads_cv_;
+  bool heads_stopping_ = false;
+  Heads heads_written_;  // what the file holds (the heads writer's thread, then the destructor)
+  std::thread heads_writer_;
+  static constexpr std::chrono::seconds kHeadsInterval{1};
+
   std::atomic<std::uint64_t> stat_commands_{0}, stat_noop_{0}, stat_batches_{0}, stat_batch_bytes_{0},
       stat_snapshots_made_{0}, stat_snapshot_bytes_made_{0}, stat_snapshots_given_{0}, stat_snapshot_tracked_{0};
 };
@@ -569,6 +581,25 @@ Status Journal::Impl::open() {
     lock_ = std::move(claimed->lock);
     path = claimed->rocksdb_path;
     create_database = claimed->create_database;
+  }
+
+  // Read before RocksDB opens: a read-only open beside a running engine then sees at least
+  // every revision the file names (they were durable before it was written).
+  auto recorded_heads = read_heads(dir_);
+  if (!recorded_heads) return recorded_heads.status();
+  // A journal that looks new (no RocksDB files, no format record) where the heads file says
+  // commits were durable lost its data: refused before anything is written there.
+  auto lost_data = [&](const std::string& what) -> Status {
+    for (const auto& [shard, revision] : *recorded_heads) {
+      if (revision == 0) continue;
+      return Status(StatusCode::kCorruption, "data dir " + dir_ + ": " + what + " is missing, but " + kHeadsFile +
+                                                 " says shard " + std::to_string(shard) + " was durable at revision " +
+                                                 std::to_string(revision) + "; refusing to start");
+    }
+    return Status::ok();
+  };
+  if (create_database) {
+    if (Status status = lost_data("the journal's data (" + path + ")"); !status) return status;
   }
 
   rocksdb::DBOptions db_options;
@@ -672,6 +703,9 @@ Status Journal::Impl::open() {
   // The DB's own format record, beside the marker file.
   std::string format;
   rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[0], enc::kFormatKey, &format);
+  if (got.IsNotFound()) {
+    if (Status status = lost_data("the journal's format record"); !status) return status;
+  }
   if (got.IsNotFound() && options_.read_only) {
     return Status(StatusCode::kNotJournal, "data dir " + dir_ + " has no journal format record yet (its first open "
                                                                 "has not finished): nothing to read");
@@ -716,7 +750,52 @@ Status Journal::Impl::open() {
     shard_by_id_[shard->id.value] = shard.get();
     shards_.push_back(std::move(shard));
   }
+  if (Status status = check_heads(*recorded_heads); !status) return status;
+  heads_written_ = std::move(*recorded_heads);
   return Status::ok();
+}
+
+Status Journal::Impl::check_heads(const Heads& recorded) const {
+  for (const auto& [id, revision] : recorded) {
+    auto found = shard_by_id_.find(id);
+    if (found == shard_by_id_.end()) {
+      if (revision == 0) continue;
+      return Status(StatusCode::kCorruption, "data dir " + dir_ + ": " + kHeadsFile + " says shard " +
+                                                 std::to_string(id) + " was durable at revision " +
+                                                 std::to_string(revision) +
+                                                 ", but the journal has no such shard; refusing to start");
+    }
+    const Revision head = found->second->durable_revision.load();
+    if (head < revision) {
+      return Status(StatusCode::kCorruption,
+                    "data dir " + dir_ + " " + found->second->name + ": the log ends at revision " +
+                        std::to_string(head) + ", but revision " + std::to_string(revision) +
+                        " was durable before (" + kHeadsFile +
+                        "): a WAL or table file is missing or cut, and acknowledged commits with it; "
+                        "refusing to start");
+    }
+  }
+  return Status::ok();
+}
+
+Heads Journal::Impl::durable_heads() const {
+  Heads heads;
+  for (const auto& shard : shards_) heads[shard->id.value] = shard->durable_revision.load();
+  return heads;
+}
+
+void Journal::Impl::heads_loop() {
+  std::unique_lock lock(heads_mu_);
+  while (!heads_cv_.wait_for(lock, kHeadsInterval, [&] { return heads_stopping_; })) {
+    Heads heads = durable_heads();
+    if (heads == heads_written_) continue;
+    lock.unlock();
+    // A failure (a full disk) leaves the older file, which only checks less: the journal
+    // itself reports what stops it.
+    const bool written = write_heads(dir_, heads).is_ok();
+    lock.lock();
+    if (written) heads_written_ = std::move(heads);
+  }
 }
 
 Status Journal::Impl::recover_shard(ShardState& shard, bool refreshing) {
@@ -892,6 +971,12 @@ void Journal::Impl::start_threads() {
     pthread_setname_np(pthread_self(), "ffe-journal-s");
     snapshot_loop();
   });
+  if (!options_.read_only) {
+    heads_writer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "ffe-journal-h");
+      heads_loop();
+    });
+  }
 }
 
 Journal::Impl::~Impl() {
@@ -915,6 +1000,16 @@ Journal::Impl::~Impl() {
   snapshot_cv_.notify_all();
   snapshot_space_cv_.notify_all();
   if (snapshotter_.joinable()) snapshotter_.join();
+  {
+    std::lock_guard lock(heads_mu_);
+    heads_stopping_ = true;
+  }
+  heads_cv_.notify_all();
+  if (heads_writer_.joinable()) heads_writer_.join();
+  // Every commit is settled: the last heads, so the next open checks everything.
+  if (started_ && !options_.read_only && !failed_.load()) {
+    if (Heads heads = durable_heads(); heads != heads_written_) write_heads(dir_, heads);
+  }
   {
     std::lock_guard lock(progress_mu_);
     closing_ = true;

@@ -204,5 +204,93 @@ TEST_F(DataDirTest, AMarkerWithoutDataIsAJournalWhoseFirstOpenStoppedEarly) {
   EXPECT_EQ(*(*journal)->revision(kShard), 0u);
 }
 
+// The WAL files of a journal (RocksDB's *.log, not its info LOG).
+std::vector<std::string> wal_files(const std::string& dir) {
+  auto wals = testing::files_with_suffix(dir, ".log");
+  std::erase_if(wals, [](const std::string& name) { return name.find("/LOG") != std::string::npos; });
+  return wals;
+}
+
+// RocksDB reads a WAL that is gone, or cut at a record boundary, as a clean end of the log
+// (the tolerant tail mode that drops a torn write): without the heads file the journal would
+// open at an older revision and lose acknowledged commits without a word.
+TEST_F(DataDirTest, ADeletedWalRefusesToStartInsteadOfLosingAcknowledgedCommits) {
+  make_journal(300, /*flush_at_close=*/false, /*sequential=*/true);  // the data only in the WAL
+  auto wals = wal_files(dir_.path());
+  ASSERT_FALSE(wals.empty());
+  for (const auto& wal : wals) std::filesystem::remove(wal);
+  for (bool read_only : {false, true}) {  // serve, and replay's read-only open
+    auto opts = options();
+    opts.read_only = read_only;
+    auto journal = Journal::open(dir_.path(), opts);
+    ASSERT_EQ(journal.status().code(), StatusCode::kCorruption) << read_only;
+    EXPECT_NE(journal.status().message().find(
+                  "shard-0000: the log ends at revision 0, but revision 300 was durable before (ffe.heads)"),
+              std::string::npos)
+        << journal.status().to_string();
+  }
+}
+
+TEST_F(DataDirTest, AWalCutAtARecordBoundaryRefusesToStart) {
+  make_journal(300, /*flush_at_close=*/false, /*sequential=*/true);
+  auto wals = wal_files(dir_.path());
+  ASSERT_EQ(wals.size(), 1u);
+  std::filesystem::resize_file(wals[0], std::filesystem::file_size(wals[0]) / 2);
+  auto journal = Journal::open(dir_.path(), options());
+  ASSERT_EQ(journal.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(journal.status().message().find("but revision 300 was durable before"), std::string::npos)
+      << journal.status().to_string();
+}
+
+// The read-only open (ffe replay, drift) of a dir that lost a table file: refused like the
+// engine's open, not read as a shard with nothing in it.
+TEST_F(DataDirTest, AMissingTableFileRefusesAReadOnlyOpenToo) {
+  make_journal(2000);  // flushed at close: the data is in an SST, the format record in another
+  auto ssts = testing::files_with_suffix(dir_.path(), ".sst");
+  ASSERT_FALSE(ssts.empty());
+  std::string biggest = ssts[0];
+  for (const auto& sst : ssts) {
+    if (std::filesystem::file_size(sst) > std::filesystem::file_size(biggest)) biggest = sst;
+  }
+  std::filesystem::remove(biggest);
+  auto opts = options();
+  opts.read_only = true;
+  auto journal = Journal::open(dir_.path(), opts);
+  ASSERT_FALSE(journal.is_ok()) << "opened at revision " << *(*journal)->revision(kShard);
+  EXPECT_EQ(journal.status().code(), StatusCode::kCorruption) << journal.status().to_string();
+  // And with every table file gone, the format record's too.
+  for (const auto& sst : testing::files_with_suffix(dir_.path(), ".sst")) std::filesystem::remove(sst);
+  for (bool read_only : {true, false}) {
+    opts.read_only = read_only;
+    auto again = Journal::open(dir_.path(), opts);
+    EXPECT_EQ(again.status().code(), StatusCode::kCorruption) << again.status().to_string();
+  }
+}
+
+TEST_F(DataDirTest, AMissingRocksDbDirWithHeadsRefusesToStartInsteadOfStartingEmpty) {
+  make_journal(10);
+  std::filesystem::remove_all(dir_.sub(kRocksDbDir));
+  auto journal = Journal::open(dir_.path(), options());
+  ASSERT_EQ(journal.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(journal.status().message().find("is missing, but ffe.heads says shard 0 was durable at revision 10"),
+            std::string::npos)
+      << journal.status().to_string();
+  EXPECT_FALSE(std::filesystem::exists(dir_.sub(std::string(kRocksDbDir) + "/CURRENT")));  // nothing made
+}
+
+TEST_F(DataDirTest, TheHeadsFileFollowsCommitsAndAMalformedOneRefusesToStart) {
+  make_journal(25);
+  auto heads = read_heads(dir_.path());
+  ASSERT_TRUE(heads.is_ok()) << heads.status().to_string();
+  EXPECT_EQ(*heads, (Heads{{0, 25}}));
+  {
+    auto journal = Journal::open(dir_.path(), options());  // reopens fine, at its head
+    ASSERT_TRUE(journal.is_ok()) << journal.status().to_string();
+    EXPECT_EQ(*(*journal)->revision(kShard), 25u);
+  }
+  write_file(dir_.sub(kHeadsFile), "ffe-journal-heads 1\n0 x\n");
+  EXPECT_EQ(Journal::open(dir_.path(), options()).status().code(), StatusCode::kCorruption);
+}
+
 }  // namespace
 }  // namespace ffe::storage
