@@ -668,7 +668,11 @@ Status Journal::Impl::open() {
     wanted.push_back(shard);
   }
   std::sort(wanted.begin(), wanted.end());
-  if (wanted.empty()) return Status(StatusCode::kInvalidArgument, "no shards: give JournalOptions::shards");
+  if (wanted.empty()) {
+    return Status(StatusCode::kInvalidArgument, "data dir " + dir_ +
+                                                    " holds no journal data yet and no shard count was given "
+                                                    "(JournalOptions::shards)");
+  }
   if (wanted.size() > limits::shards_max) return Status(StatusCode::kInvalidArgument, "more than shards_max shards");
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;

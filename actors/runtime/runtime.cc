@@ -1413,8 +1413,10 @@ Status Runtime::Impl::start() {
 
   storage::JournalOptions journal_options;
   std::error_code ec;
-  const bool existing = std::filesystem::exists(options_.data_dir, ec) &&
-                        !std::filesystem::is_empty(options_.data_dir, ec);
+  // A journal's shard count is its own once RocksDB holds it; a data dir without that (new,
+  // or a first open that stopped early) takes the configured count. (One whose data went
+  // missing is refused by the journal: its heads file says what was durable.)
+  const bool existing = std::filesystem::exists(std::filesystem::path(options_.data_dir) / "rocksdb" / "CURRENT", ec);
   if (!existing) {
     const std::uint32_t shards = options_.shards > 0 ? options_.shards : kDefaultShards;
     for (std::uint32_t i = 0; i < shards; ++i) journal_options.shards.push_back(ShardId{i});

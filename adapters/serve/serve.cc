@@ -40,9 +40,10 @@ void say(std::FILE* out, const std::string& line) {
   std::fflush(out);
 }
 
+// No journal data yet (the runtime's rule): its shard count is still to be chosen.
 bool is_new_data_dir(const std::string& dir) {
   std::error_code ec;
-  return !std::filesystem::exists(dir, ec) || std::filesystem::is_empty(dir, ec);
+  return !std::filesystem::exists(std::filesystem::path(dir) / "rocksdb" / "CURRENT", ec);
 }
 
 Status with_context(const Status& status, const std::string& context) {
@@ -172,10 +173,15 @@ Status Server::Impl::start() {
   }
   auto ensured = kafka::ensure_topics(client, topics_, static_cast<int>(shards));
   if (!ensured) {
+    const std::string& why = ensured.status().message();
+    const bool unreachable = why.find("transport failure") != std::string::npos ||
+                             why.find("connections are down") != std::string::npos ||
+                             why.find("resolve") != std::string::npos || why.find("imed out") != std::string::npos;
     return Status(ensured.status().code(),
-                  ensured.status().message() +
-                      " (a cluster without the Admin API, such as `ffe broker`, needs the topics made beforehand: "
-                      "`ffe broker --topic-prefix " + options_.topic_prefix + "` makes them)");
+                  why + (unreachable ? " (no broker answered at " + bootstrap_ + ": is it running and reachable?)"
+                                     : " (a cluster without the Admin API, such as `ffe broker`, needs the topics "
+                                       "made beforehand: `ffe broker --topic-prefix " +
+                                           options_.topic_prefix + "` makes them)"));
   }
   for (const std::string& topic : ensured->created) spdlog::info("serve: created topic {} ({} partitions)", topic, shards);
   if (auto counts = kafka::partition_counts(client, {topics_.orders_commands}); counts && (*counts)[0] &&
