@@ -67,19 +67,21 @@ Status fsync_path(const std::string& path, const std::string& what) {
   return Status::ok();
 }
 
-// write tmp, fsync, rename, fsync the dir: the marker is either absent or whole.
-Status write_marker(const std::string& dir) {
-  const std::string path = join(dir, kMarkerFile);
+// <dir>/<name> = content, whole or not at all: write <name>.tmp, fsync, rename, fsync the dir.
+Status write_file_atomically(const std::string& dir, const char* name, std::string_view content) {
+  const std::string path = join(dir, name);
   const std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status(errno, "data dir " + dir + ": creating " + tmp);
-  Status status = write_all(fd, kMarkerContent, "data dir " + dir + ": writing " + tmp);
+  Status status = write_all(fd, content, "data dir " + dir + ": writing " + tmp);
   if (status.is_ok() && ::fsync(fd) != 0) status = errno_status(errno, "data dir " + dir + ": syncing " + tmp);
   ::close(fd);
   if (!status.is_ok()) return status;
   if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_status(errno, "data dir " + dir + ": renaming " + tmp);
   return fsync_path(dir, "data dir " + dir + ": syncing the directory");
 }
+
+Status write_marker(const std::string& dir) { return write_file_atomically(dir, kMarkerFile, kMarkerContent); }
 
 }  // namespace
 
@@ -236,16 +238,7 @@ Result<Heads> read_heads(const std::string& dir) {
 Status write_heads(const std::string& dir, const Heads& heads) {
   std::string text(kHeadsFirstLine);
   for (const auto& [shard, revision] : heads) text += std::to_string(shard) + " " + std::to_string(revision) + "\n";
-  const std::string path = join(dir, kHeadsFile);
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errno_status(errno, "data dir " + dir + ": creating " + tmp);
-  Status status = write_all(fd, text, "data dir " + dir + ": writing " + tmp);
-  if (status.is_ok() && ::fsync(fd) != 0) status = errno_status(errno, "data dir " + dir + ": syncing " + tmp);
-  ::close(fd);
-  if (!status.is_ok()) return status;
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_status(errno, "data dir " + dir + ": renaming " + tmp);
-  return fsync_path(dir, "data dir " + dir + ": syncing the directory");
+  return write_file_atomically(dir, kHeadsFile, text);
 }
 
 }  // namespace ffe::storage
