@@ -152,6 +152,10 @@ std::int64_t wall_clock_ms() {
 // may delete a table file (after a compaction) between the secondary reading the MANIFEST
 // and opening the file. Such an error is retried after a catch-up, a few times.
 constexpr int kReadOnlyAttempts = 10;
+// A read-only open whose log is below the heads file catches up with the engine this many
+// times, this far apart (about 2 s in all), before it calls the data dir damaged.
+constexpr int kReadOnlyHeadsAttempts = 20;
+constexpr auto kReadOnlyHeadsRetryWait = std::chrono::milliseconds(100);
 constexpr auto kReadOnlyRetryWait = std::chrono::milliseconds(20);
 
 bool file_vanished(const rocksdb::Status& status) {
@@ -496,6 +500,9 @@ class Journal::Impl {
   // --- the heads file (data_dir.h): each shard's durable revision, for the open's check ---
   // Refuses the open when a shard's log ends below its recorded head.
   Status check_heads(const Heads& recorded) const;
+  // A journal that looks new (no RocksDB files, no format record) where the heads file says
+  // commits were durable lost its data: kCorruption naming `what` is missing.
+  Status heads_say_data_was_lost(const Heads& recorded, const std::string& what) const;
   Heads durable_heads() const;
   void heads_loop();
   std::mutex heads_mu_;
@@ -560,6 +567,9 @@ Result<std::string> Journal::Impl::check_read_only_dir() const {
   }
   const std::string path = dir_ + "/" + kRocksDbDir;
   if (::access((path + "/CURRENT").c_str(), F_OK) != 0) {
+    auto heads = read_heads(dir_);
+    if (!heads) return heads.status();
+    if (Status lost = heads_say_data_was_lost(*heads, "the journal's data (" + path + ")"); !lost) return lost;
     return Status(StatusCode::kNotJournal,
                   "data dir " + dir_ + " holds no journal data yet (no " + path + "/CURRENT): nothing to read");
   }
@@ -587,17 +597,7 @@ Status Journal::Impl::open() {
   // every revision the file names (they were durable before it was written).
   auto recorded_heads = read_heads(dir_);
   if (!recorded_heads) return recorded_heads.status();
-  // A journal that looks new (no RocksDB files, no format record) where the heads file says
-  // commits were durable lost its data: refused before anything is written there.
-  auto lost_data = [&](const std::string& what) -> Status {
-    for (const auto& [shard, revision] : *recorded_heads) {
-      if (revision == 0) continue;
-      return Status(StatusCode::kCorruption, "data dir " + dir_ + ": " + what + " is missing, but " + kHeadsFile +
-                                                 " says shard " + std::to_string(shard) + " was durable at revision " +
-                                                 std::to_string(revision) + "; refusing to start");
-    }
-    return Status::ok();
-  };
+  auto lost_data = [&](const std::string& what) { return heads_say_data_was_lost(*recorded_heads, what); };
   if (create_database) {
     if (Status status = lost_data("the journal's data (" + path + ")"); !status) return status;
   }
@@ -754,8 +754,34 @@ Status Journal::Impl::open() {
     shard_by_id_[shard->id.value] = shard.get();
     shards_.push_back(std::move(shard));
   }
-  if (Status status = check_heads(*recorded_heads); !status) return status;
+  Status heads_checked = check_heads(*recorded_heads);
+  // A read-only open beside a running engine can land in the middle of the engine's own
+  // recovery (its WAL replayed into a table file, then deleted): the view then misses data
+  // the engine has. Catching up with the engine closes that window; only a log still below
+  // the heads after that has lost commits.
+  for (int attempt = 1; options_.read_only && !heads_checked && attempt <= kReadOnlyHeadsAttempts; ++attempt) {
+    std::this_thread::sleep_for(kReadOnlyHeadsRetryWait);
+    std::unique_lock lock(refresh_mu_);
+    rocksdb::Status caught_up = db_->TryCatchUpWithPrimary();
+    if (!caught_up.ok()) continue;
+    Status recovered = Status::ok();
+    for (auto& shard : shards_) {
+      if (recovered = recover_shard(*shard, /*refreshing=*/true); !recovered) break;
+    }
+    if (recovered) heads_checked = check_heads(*recorded_heads);
+  }
+  if (!heads_checked) return heads_checked;
   heads_written_ = std::move(*recorded_heads);
+  return Status::ok();
+}
+
+Status Journal::Impl::heads_say_data_was_lost(const Heads& recorded, const std::string& what) const {
+  for (const auto& [shard, revision] : recorded) {
+    if (revision == 0) continue;
+    return Status(StatusCode::kCorruption, "data dir " + dir_ + ": " + what + " is missing, but " + kHeadsFile +
+                                               " says shard " + std::to_string(shard) + " was durable at revision " +
+                                               std::to_string(revision) + "; refusing to start");
+  }
   return Status::ok();
 }
 
