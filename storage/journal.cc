@@ -152,11 +152,11 @@ std::int64_t wall_clock_ms() {
 // may delete a table file (after a compaction) between the secondary reading the MANIFEST
 // and opening the file. Such an error is retried after a catch-up, a few times.
 constexpr int kReadOnlyAttempts = 10;
+constexpr auto kReadOnlyRetryWait = std::chrono::milliseconds(20);
 // A read-only open whose log is below the heads file catches up with the engine this many
 // times, this far apart (about 2 s in all), before it calls the data dir damaged.
 constexpr int kReadOnlyHeadsAttempts = 20;
 constexpr auto kReadOnlyHeadsRetryWait = std::chrono::milliseconds(100);
-constexpr auto kReadOnlyRetryWait = std::chrono::milliseconds(20);
 
 bool file_vanished(const rocksdb::Status& status) {
   return (status.IsIOError() || status.IsPathNotFound()) && contains(status.ToString(), "No such file");
