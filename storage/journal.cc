@@ -566,7 +566,7 @@ Result<std::string> Journal::Impl::check_read_only_dir() const {
                                            " names a journal format this build cannot read (expected \"format 1\")");
   }
   const std::string path = dir_ + "/" + kRocksDbDir;
-  if (::access((path + "/CURRENT").c_str(), F_OK) != 0) {
+  if (!Journal::holds_data(dir_)) {
     auto heads = read_heads(dir_);
     if (!heads) return heads.status();
     if (Status lost = heads_say_data_was_lost(*heads, "the journal's data (" + path + ")"); !lost) return lost;
@@ -761,14 +761,7 @@ Status Journal::Impl::open() {
   // the heads after that has lost commits.
   for (int attempt = 1; options_.read_only && !heads_checked && attempt <= kReadOnlyHeadsAttempts; ++attempt) {
     std::this_thread::sleep_for(kReadOnlyHeadsRetryWait);
-    std::unique_lock lock(refresh_mu_);
-    rocksdb::Status caught_up = db_->TryCatchUpWithPrimary();
-    if (!caught_up.ok()) continue;
-    Status recovered = Status::ok();
-    for (auto& shard : shards_) {
-      if (recovered = recover_shard(*shard, /*refreshing=*/true); !recovered) break;
-    }
-    if (recovered) heads_checked = check_heads(*recorded_heads);
+    if (refresh()) heads_checked = check_heads(*recorded_heads);
   }
   if (!heads_checked) return heads_checked;
   heads_written_ = std::move(*recorded_heads);
@@ -2265,6 +2258,10 @@ Result<std::vector<InputPosition>> Journal::Impl::input_positions(ShardId shard_
 
 Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Journal::~Journal() = default;
+
+bool Journal::holds_data(const std::string& data_dir) {
+  return ::access((data_dir + "/" + kRocksDbDir + "/CURRENT").c_str(), F_OK) == 0;
+}
 
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, JournalOptions options) {
   auto impl = std::make_unique<Impl>(data_dir, std::move(options));

@@ -184,6 +184,10 @@ class Journal {
   // the message names its pid), kReadOnly, kNoSpace, kIoError, kCorruption (names the
   // shard or file), kInvalidArgument (options).
   static Result<std::unique_ptr<Journal>> open(const std::string& data_dir, JournalOptions options);
+  // Whether `data_dir` holds journal data (RocksDB's CURRENT): its shards are then its own,
+  // and JournalOptions::shards is needed only when it does not (a new dir, or a first open
+  // that stopped early).
+  static bool holds_data(const std::string& data_dir);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;

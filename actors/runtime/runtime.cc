@@ -24,7 +24,6 @@
 #include <atomic>
 #include <deque>
 #include <condition_variable>
-#include <filesystem>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -1412,12 +1411,10 @@ Status Runtime::Impl::start() {
   if (options_.max_in_flight == 0) return Status(storage::StatusCode::kInvalidArgument, "max_in_flight must be at least 1");
 
   storage::JournalOptions journal_options;
-  std::error_code ec;
-  // A journal's shard count is its own once RocksDB holds it; a data dir without that (new,
-  // or a first open that stopped early) takes the configured count. (One whose data went
-  // missing is refused by the journal: its heads file says what was durable.)
-  const bool existing = std::filesystem::exists(std::filesystem::path(options_.data_dir) / "rocksdb" / "CURRENT", ec);
-  if (!existing) {
+  // A journal's shard count is its own once it holds data; a data dir without (new, or a
+  // first open that stopped early) takes the configured count. (One whose data went missing
+  // is refused by the journal: its heads file says what was durable.)
+  if (!storage::Journal::holds_data(options_.data_dir)) {
     const std::uint32_t shards = options_.shards > 0 ? options_.shards : kDefaultShards;
     for (std::uint32_t i = 0; i < shards; ++i) journal_options.shards.push_back(ShardId{i});
   }

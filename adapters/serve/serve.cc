@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -38,12 +37,6 @@ void say(std::FILE* out, const std::string& line) {
   if (out == nullptr) return;
   std::fprintf(out, "%s\n", line.c_str());
   std::fflush(out);
-}
-
-// No journal data yet (the runtime's rule): its shard count is still to be chosen.
-bool is_new_data_dir(const std::string& dir) {
-  std::error_code ec;
-  return !std::filesystem::exists(std::filesystem::path(dir) / "rocksdb" / "CURRENT", ec);
 }
 
 Status with_context(const Status& status, const std::string& context) {
@@ -131,7 +124,7 @@ Status Server::Impl::start() {
 
   // 2. The runtime, with the egress closed until the topics exist (the relays keep offering).
   std::uint32_t shards = options_.shards;
-  if (is_new_data_dir(options_.data_dir)) {
+  if (!storage::Journal::holds_data(options_.data_dir)) {  // the shard count is still to be chosen
     auto wanted = shards_for_new_data_dir(client);
     if (!wanted) return wanted.status();
     shards = *wanted;
