@@ -590,6 +590,10 @@ Status prepare_schema(SqlConnection& db, int target, SinkTables tables, Migratio
 
 }  // namespace
 
+bool is_sink_url(std::string_view url) {
+  return url.starts_with("sqlite:") || url.starts_with("postgresql://") || url.starts_with("postgres://");
+}
+
 storage::Result<std::unique_ptr<Sink>> open_sink(const std::string& url, Migration* migration,
                                                  int schema_version, SinkTables tables) {
   if (schema_version < schema::kOldestVersion || schema_version > kSchemaVersion) {
@@ -598,16 +602,13 @@ storage::Result<std::unique_ptr<Sink>> open_sink(const std::string& url, Migrati
                       " is not one this build knows (" + std::to_string(schema::kOldestVersion) +
                       ".." + std::to_string(kSchemaVersion) + ")"};
   }
-  Result<std::unique_ptr<SqlConnection>> db = Status{StatusCode::kInvalidArgument, "unset"};
-  if (url.starts_with("sqlite:")) {
-    db = internal::open_sqlite(url, /*create=*/tables == SinkTables::kCreateMissing);
-  } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
-    db = internal::open_postgres(url);
-  } else {
+  if (!is_sink_url(url)) {
     return Status{StatusCode::kInvalidArgument,
-                  "--analytics: '" + log::redact_url(url) +
-                      "' is neither sqlite:PATH nor a postgresql:// URL"};
+                  "--analytics: '" + log::redact_url(url) + "' is neither sqlite:PATH nor a postgresql:// URL"};
   }
+  Result<std::unique_ptr<SqlConnection>> db =
+      url.starts_with("sqlite:") ? internal::open_sqlite(url, /*create=*/tables == SinkTables::kCreateMissing)
+                                 : internal::open_postgres(url);
   if (!db) return db.status();
   Migration m;
   if (auto s = prepare_schema(**db, schema_version, tables, m); !s) return s;

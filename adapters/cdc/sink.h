@@ -114,6 +114,10 @@ class Sink {
 // The newest schema version this build writes (docs/cdc.md lists each version's columns).
 inline constexpr int kSchemaVersion = 2;
 
+// Whether `url` names a database open_sink speaks: "sqlite:PATH", "postgresql://..." or
+// "postgres://..." (checked by its scheme only).
+bool is_sink_url(std::string_view url);
+
 // Opens the sink named by `url` ("sqlite:PATH" or "postgresql://..."), creating its tables
 // or migrating them to `schema_version` (tests may ask for an older one to build a fixture).
 // Refuses, with a message naming the table and column, a database whose tables have a
