@@ -1429,6 +1429,7 @@ Status Runtime::Impl::start() {
   // restart with 10M events journaled near 0.3 s on 2 cores (docs/replay.md, "Restart"),
   // while every read still verifies block checksums and replay checks the whole log.
   journal_options.open_verify_tail_revisions = kOpenVerifyTailRevisions;
+  journal_options.env = options_.journal_env;
   if (Observer* observer = options_.observer) {
     journal_options.on_batch = [observer](const storage::BatchObservation& batch) { observer->journal_batch(batch); };
   }

@@ -45,6 +45,10 @@
 #include "ffe/v1/shipments.pb.h"
 #include "sagas/fulfillment.h"
 #include "storage/journal_types.h"
+
+namespace rocksdb {
+class Env;
+}
 #include "storage/status.h"
 
 namespace ffe::storage {
@@ -187,6 +191,9 @@ struct Options {
   std::function<std::int64_t()> clock;
   // Not owned; must outlive the runtime. nullptr: nothing is reported.
   Observer* observer = nullptr;
+  // Tests only: the journal's RocksDB Env (storage::JournalOptions::env, e.g. a FileSystem
+  // that holds synced writes); not owned, must outlive the runtime. nullptr: the default.
+  rocksdb::Env* journal_env = nullptr;
 };
 
 struct Stats {

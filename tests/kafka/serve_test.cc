@@ -20,6 +20,7 @@
 #include "ffe/v1/outcomes.pb.h"
 #include "storage/journal.h"
 #include "tests/kafka/kafka_test_support.h"
+#include "tests/storage/fault_file_system.h"
 #include "tests/storage/test_support.h"
 
 namespace ffe::kafka {
@@ -605,6 +606,63 @@ TEST_F(ServeTest, BackpressurePausesThePartitionAndLosesOrReordersNothing) {
   EXPECT_EQ(stats.dlq, 0u);
   EXPECT_EQ(stats.consumed, 2u * kPairs + stats.refetched);
   EXPECT_GT(stats.busy, 0u) << "the test never hit backpressure";
+}
+
+// A slow disk pushes back to the edge (docs/runtime.md, "Backpressure"): while the journal's
+// synced writes are held, nothing becomes durable, so nothing is acknowledged, the credits
+// run out and the ingress stops taking commands (they wait in Kafka, their partitions
+// paused). Once the disk answers, every command is applied exactly once.
+TEST_F(ServeTest, AStalledDiskPausesTheIngressAndLosesNothing) {
+  auto fs = std::make_shared<storage::testing::FaultFileSystem>();
+  auto env = storage::testing::make_env(fs);
+  constexpr std::size_t kCredits = 8;
+  auto server = start_server([&](serve::ServeOptions& options) {
+    options.tune_runtime = [&](runtime::Options& runtime) {
+      runtime.journal_env = env.get();
+      runtime.max_in_flight = kCredits;
+    };
+  });
+  ASSERT_TRUE(server);
+  // Whatever fails below, the disk answers again before the server closes (it would wait).
+  struct Release {
+    storage::testing::FaultFileSystem& fs;
+    ~Release() { fs.block_syncs(false); }
+  } release{*fs};
+  runtime::Runtime& runtime = server->runtime();
+  producer_->send("ff.inventory.commands", "sku-st", receive_json("sku-st", 1, "r-first"));
+  ASSERT_TRUE(eventually([&] { return server->ingress().stats().submitted == 1; }, 30s));
+  ASSERT_TRUE(runtime.wait_quiet(10s));
+  const storage::Revision before = revisions_total(runtime);
+
+  fs->block_syncs(true);
+  constexpr int kPairs = 100;
+  for (int i = 0; i < kPairs; ++i) {
+    producer_->send("ff.inventory.commands", "sku-st", receive_json("sku-st", 1, "r-" + std::to_string(i)));
+    producer_->send("ff.inventory.commands", "sku-st", adjust_json("sku-st", -1, "a-" + std::to_string(i)));
+  }
+  // The writer is inside a synced write and the ingress has met the credit bound.
+  ASSERT_TRUE(eventually([&] { return fs->syncs_blocked_now() > 0 && server->ingress().stats().busy > 0; }, 30s))
+      << "blocked syncs " << fs->syncs_blocked_now() << ", busy " << server->ingress().stats().busy;
+  std::this_thread::sleep_for(500ms);  // time for anything that would leak past the bound
+  const auto held = server->ingress().stats();
+  EXPECT_LE(held.submitted, 1 + kCredits) << "commands were accepted beyond the credits while nothing was durable";
+  EXPECT_EQ(revisions_total(runtime), before) << "a revision became visible while the disk held every sync";
+  EXPECT_EQ(held.dlq, 0u);
+
+  fs->block_syncs(false);
+  ASSERT_TRUE(eventually([&] { return server->ingress().stats().submitted == 1 + 2 * kPairs; }, 60s))
+      << server->ingress().stats().submitted;
+  ASSERT_TRUE(runtime.wait_quiet(10s));
+  auto sku = runtime.sku("sku-st");
+  ASSERT_TRUE(sku && sku->has_value());
+  EXPECT_EQ((*sku)->received_total, 1 + kPairs);
+  EXPECT_EQ((*sku)->adjusted_out_total, kPairs);
+  EXPECT_EQ((*sku)->on_hand, 1);
+  EXPECT_EQ(revisions_total(runtime), before + 2u * kPairs);
+  const auto stats = server->ingress().stats();
+  EXPECT_EQ(stats.dlq, 0u);
+  EXPECT_EQ(stats.ack_errors, 0u);
+  EXPECT_EQ(stats.consumed, 1u + 2u * kPairs + stats.refetched);
 }
 
 // An overload of placements waits in Kafka, not inside the engine: with at most 2 open
