@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <string_view>
 
 #include "adapters/kafka/rdkafka_internal.h"
 
@@ -55,11 +56,13 @@ Result<Handle> admin_handle(const ClientConfig& client) {
   return Handle(rk);
 }
 
+constexpr std::string_view kNoMetadata = "reading the cluster's topics: ";
+
 Result<std::map<std::string, int>> all_topics(rd_kafka_t* rk, int timeout_ms) {
   const struct rd_kafka_metadata* metadata = nullptr;
   const rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &metadata, timeout_ms);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return internal::io_error(std::string("reading the cluster's topics: ") + rd_kafka_err2str(err));
+    return internal::io_error(std::string(kNoMetadata) + rd_kafka_err2str(err));
   }
   std::map<std::string, int> topics;
   for (int i = 0; i < metadata->topic_cnt; ++i) {
@@ -69,6 +72,18 @@ Result<std::map<std::string, int>> all_topics(rd_kafka_t* rk, int timeout_ms) {
   }
   rd_kafka_metadata_destroy(metadata);
   return topics;
+}
+
+// Whether the cluster's metadata names a controller that is one of its brokers.
+bool controller_known(rd_kafka_t* rk, int timeout_ms) {
+  const std::int32_t controller = rd_kafka_controllerid(rk, 0);
+  if (controller < 0) return false;
+  const struct rd_kafka_metadata* metadata = nullptr;
+  if (rd_kafka_metadata(rk, 0, nullptr, &metadata, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) return true;  // let CreateTopics say
+  bool known = false;
+  for (int i = 0; i < metadata->broker_cnt; ++i) known = known || metadata->brokers[i].id == controller;
+  rd_kafka_metadata_destroy(metadata);
+  return known;
 }
 
 }  // namespace
@@ -109,6 +124,13 @@ Result<EnsureReport> ensure_topics(const ClientConfig& client, const Topics& top
     (known->contains(topic) ? report.existing : missing).push_back(topic);
   }
   if (missing.empty()) return report;
+  // CreateTopics goes to the controller, which the metadata names among its brokers on every
+  // Kafka cluster (ZooKeeper or KRaft). librdkafka's mock names broker 0, which it does not
+  // have (its brokers count from 1), and the request would only time out.
+  if (!controller_known(rk, timeout_ms)) {
+    return internal::io_error("creating topics: the cluster names no controller among its brokers, so it cannot create topics (" +
+                              std::to_string(missing.size()) + " missing, the first " + missing.front() + ")");
+  }
 
   std::vector<rd_kafka_NewTopic_t*> requests;
   auto free_requests = [&] {
@@ -160,6 +182,10 @@ Result<EnsureReport> ensure_topics(const ClientConfig& client, const Topics& top
   free_requests();
   if (!status) return status;
   return report;
+}
+
+bool no_broker_answered(const storage::Status& status) {
+  return !status.is_ok() && std::string_view(status.message()).starts_with(kNoMetadata);
 }
 
 }  // namespace ffe::kafka

@@ -52,10 +52,15 @@ struct EnsureReport {
 
 // Creates every contract topic that is missing with `partitions` partitions and the
 // cluster's default replication factor (Admin API CreateTopics; TOPIC_ALREADY_EXISTS, a race
-// with another creator, is fine). Errors: kIoError with the broker's reason (for example a
-// cluster that does not implement CreateTopics, such as librdkafka's mock: create them
-// there with EmbeddedBroker::create_topic).
+// with another creator, is fine). Errors: kIoError with the broker's reason. A cluster that
+// names no controller in its metadata cannot create topics (librdkafka's mock, `ffe broker`:
+// create them there with EmbeddedBroker::create_topic); that is said at once instead of
+// after the request's timeout.
 storage::Result<EnsureReport> ensure_topics(const ClientConfig& client, const Topics& topics, int partitions,
                                             int timeout_ms = 30'000);
+
+// Whether a failure of ensure_topics() or partition_counts() means no broker answered the
+// metadata request (unreachable, wrong address), rather than that the topics could not be made.
+bool no_broker_answered(const storage::Status& status);
 
 }  // namespace ffe::kafka

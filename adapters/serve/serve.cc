@@ -165,10 +165,8 @@ Status Server::Impl::start() {
   }
   auto ensured = kafka::ensure_topics(client, topics_, static_cast<int>(shards));
   if (!ensured) {
-    const std::string& why = ensured.status().message();
-    const bool unreachable = why.find("transport failure") != std::string::npos ||
-                             why.find("connections are down") != std::string::npos ||
-                             why.find("resolve") != std::string::npos || why.find("imed out") != std::string::npos;
+    const std::string why = ensured.status().message();
+    const bool unreachable = kafka::no_broker_answered(ensured.status());
     return Status(ensured.status().code(),
                   why + (unreachable ? " (no broker answered at " + bootstrap_ + ": is it running and reachable?)"
                                      : " (a cluster without the Admin API, such as `ffe broker`, needs the topics "

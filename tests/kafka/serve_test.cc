@@ -784,6 +784,25 @@ TEST_F(ServeTest, ABrokerThatGoesAwayAndComesBackLosesNothing) {
   EXPECT_EQ(server->ingress().stats().ack_errors, 0u);
 }
 
+// A cluster without the Admin API (the embedded broker, `ffe broker`) under topics it does
+// not have: the start fails naming the missing topics and how to make them, not with "no
+// broker answered" about a broker that did answer (docs/kafka.md, start-up).
+TEST_F(ServeTest, TopicsMissingOnAClusterThatCannotCreateThemAreNamedWithTheRemedy) {
+  serve::ServeOptions options;
+  options.brokers = broker_->bootstrap();
+  options.data_dir = dir_.sub("data");
+  options.http = "";
+  options.out = nullptr;
+  options.shards = kPartitions;
+  options.topic_prefix = "zz.";
+  auto server = serve::Server::start(options);
+  ASSERT_FALSE(server);
+  const std::string message = server.status().to_string();
+  EXPECT_NE(message.find("names no controller"), std::string::npos) << message;
+  EXPECT_NE(message.find("ffe broker --topic-prefix zz."), std::string::npos) << message;
+  EXPECT_EQ(message.find("no broker answered"), std::string::npos) << message;
+}
+
 TEST_F(ServeTest, AnExistingDataDirWithAnotherShardCountIsRefusedClearly) {
   { ASSERT_TRUE(start_server()); }
   serve::ServeOptions options;
