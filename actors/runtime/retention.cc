@@ -99,10 +99,11 @@ Result<std::optional<Revision>> retention_target(const storage::Journal& journal
     const Revision by_count = *current >= policy.keep_revisions ? *current - policy.keep_revisions + 1 : 1;
     target = std::min(target, by_count);
   }
-  if (policy.keep_for.count() > 0) {
+  const std::chrono::milliseconds keep_for = std::max(policy.keep_for, policy.keep_recent);
+  if (keep_for.count() > 0) {
     // The first revision committed at or after the cutoff (commit times rise with the
     // revision: one writer thread stamps them in order). Binary search over the readable log.
-    const std::int64_t cutoff = now_ms - policy.keep_for.count();
+    const std::int64_t cutoff = now_ms - keep_for.count();
     Revision low = std::max<Revision>(*compacted, 1);
     Revision high = *current;
     auto high_at = committed_at(journal, shard, high);

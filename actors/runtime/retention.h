@@ -56,6 +56,11 @@ struct RetentionPolicy {
   std::uint64_t keep_revisions = 0;
   // Keep every revision committed within the last `keep_for` (0: no time limit).
   std::chrono::milliseconds keep_for{0};
+  // Whatever the limits above say, keep every revision committed within the last
+  // `keep_recent` (it enables nothing by itself). `ffe serve` keeps the last minute: the
+  // journal's marks of applied input messages (docs/kafka.md, "Exactly-once effects") must
+  // outlive the range a restart delivers again.
+  std::chrono::milliseconds keep_recent{0};
   // How often the policy looks at each shard.
   std::chrono::milliseconds interval{10'000};
   bool enabled() const { return keep_revisions > 0 || keep_for.count() > 0; }

@@ -108,6 +108,11 @@ ShardId shard_of(std::string_view entity_id, std::uint32_t shards) {
 }
 
 std::string sku_key(std::string_view sku) { return std::string(kSkuPrefix) + std::string(sku); }
+
+// The dedupe key that marks an input message as applied (docs/kafka.md, "Exactly-once effects").
+std::string input_dedupe_key(const InputPosition& input) {
+  return "input/" + input.source + "/" + std::to_string(input.offset);
+}
 std::string order_key(std::string_view order_id) { return std::string(kOrderPrefix) + std::string(order_id); }
 
 // ---- units of work ---------------------------------------------------------------------------
@@ -368,7 +373,7 @@ class Runtime::Impl {
   // stats
   std::atomic<std::uint64_t> commands_{0}, rejected_{0}, live_{0}, spawned_{0}, restored_{0},
       passivated_{0}, failures_{0}, late_replies_{0}, unexpected_releases_{0}, expired_{0},
-      retries_{0}, recovered_{0}, submit_waits_{0}, timers_armed_{0};
+      retries_{0}, recovered_{0}, submit_waits_{0}, timers_armed_{0}, redelivered_{0};
 };
 
 // ---- entity actors ----------------------------------------------------------------------------
@@ -536,6 +541,30 @@ void sku_handle(SkuActor* self, InventoryWork& work) {
     return;
   }
   rt->commands_.fetch_add(1, std::memory_order_relaxed);
+  // A message delivered again after a restart whose first delivery was applied: the journal
+  // holds its position's dedupe key, written in the same batch as its effects. The SKU's
+  // id windows cannot tell (a burst of more than 1,024 receipts on one SKU outruns them).
+  std::optional<std::string> input_key;
+  if (work.input) {
+    input_key = input_dedupe_key(*work.input);
+    auto seen = rt->journal_->dedupe_revision(s.shard, *input_key);
+    if (!seen) {
+      answer(work.done, failed_ack(s.shard, seen.status()));
+      rt->work_done();
+      return;
+    }
+    if (seen->has_value()) {
+      rt->redelivered_.fetch_add(1, std::memory_order_relaxed);
+      s.after_durable([done = std::move(work.done), rt, shard = s.shard, revision = **seen]() mutable {
+        Ack ack;
+        ack.shard = shard;
+        ack.revision = revision;
+        answer(done, std::move(ack));
+        rt->work_done();
+      });
+      return;
+    }
+  }
   const std::int64_t now = rt->now_ms();
   sku::Command command = std::visit([](auto& c) -> sku::Command { return std::move(c); }, work.command);
   sku::Decision decision = sku::decide(s.state, command, now);
@@ -571,6 +600,9 @@ void sku_handle(SkuActor* self, InventoryWork& work) {
   CommitRequest request;
   request.shard = s.shard;
   request.input = std::move(work.input);
+  // Applied, or a repeat the windows caught: either way its redelivery changes nothing. A
+  // refusal is left unmarked: decided again, it goes to the DLQ again (at-least-once).
+  if (input_key && !decision.rejected()) request.dedupe_keys.push_back(std::move(*input_key));
   request.events.reserve(decision.events.size());
   for (const v1::SkuEvent& event : decision.events) request.events.push_back({s.key, serialize(event)});
   sku_attach_snapshot(s, request);
@@ -1671,6 +1703,7 @@ Stats Runtime::stats() const {
   stats.passivated = i.passivated_.load();
   stats.actor_failures = i.failures_.load();
   stats.late_replies = i.late_replies_.load();
+  stats.redelivered = i.redelivered_.load();
   stats.unexpected_releases = i.unexpected_releases_.load();
   stats.expired = i.expired_.load();
   stats.retries = i.retries_.load();

@@ -205,6 +205,8 @@ struct Stats {
   std::uint64_t passivated = 0;        // actors stopped for idleness or the cap
   std::uint64_t actor_failures = 0;    // actors that failed and were restarted from the journal
   std::uint64_t late_replies = 0;      // replies an order refused (unexpected or after terminal)
+  std::uint64_t redelivered = 0;       // inventory commands whose input position was applied
+                                       // before (a redelivery after a restart): answered, not decided
   std::uint64_t unexpected_releases = 0;  // releases sent by saga::answer_unexpected
   std::uint64_t expired = 0;           // step deadlines that fired (StepTimedOut events)
   std::uint64_t retries = 0;           // outstanding requests sent again

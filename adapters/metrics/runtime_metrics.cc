@@ -30,6 +30,9 @@ void collect(const runtime::Runtime& runtime, Scrape& scrape) {
   gauge("ffe_commands_in_flight", "Submitted commands not yet acknowledged", stats.in_flight);
   counter("ffe_submit_waits_total", "Submits that waited for credit (backpressure)", stats.submit_waits);
   counter("ffe_late_replies_total", "Replies an order refused (unexpected or after terminal)", stats.late_replies);
+  counter("ffe_redelivered_commands_total",
+          "Inventory commands delivered again after a restart, recognised by their input position and not applied again",
+          stats.redelivered);
   counter("ffe_unexpected_releases_total", "Releases sent for reservations an order no longer holds",
           stats.unexpected_releases);
   counter("ffe_deadlines_expired_total", "Saga step deadlines that fired", stats.expired);

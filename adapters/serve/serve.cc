@@ -195,7 +195,11 @@ Status Server::Impl::start() {
 
   // Compaction by the retention policy (off unless asked for); it never passes the ff.events
   // publisher's or CDC's cursor.
-  retention_ = std::make_unique<runtime::Retention>(runtime_->journal(), options_.retention, [] {
+  // The last minute stays whatever the flags say: it holds the marks of the input messages a
+  // restart would deliver again (docs/kafka.md, "Exactly-once effects").
+  runtime::RetentionPolicy retention = options_.retention;
+  retention.keep_recent = std::max(retention.keep_recent, std::chrono::milliseconds(60'000));
+  retention_ = std::make_unique<runtime::Retention>(runtime_->journal(), retention, [] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   });

@@ -115,6 +115,22 @@ class ServeTest : public ::testing::Test {
     return at.value_or(std::make_pair(-1, -1));
   }
 
+  // The "crash" of the redelivery tests: every input partition's resume position goes back
+  // to 0, so the next start delivers every message again; then the server stops.
+  static void rewind_and_stop(serve::Server& server) {
+    storage::Journal& journal = server.runtime().journal();
+    server.ingress().stop();
+    for (const std::string& topic : Topics("ff.").inputs()) {
+      for (std::int32_t p = 0; p < kPartitions; ++p) {
+        storage::CommitRequest rewind;
+        rewind.shard = storage::ShardId{static_cast<std::uint32_t>(p) % server.runtime().shard_count()};
+        rewind.input = storage::InputPosition{Ingress::watermark_source(topic, p), 0};
+        ASSERT_TRUE(journal.commit(std::move(rewind)).get().status);
+      }
+    }
+    server.stop();
+  }
+
   storage::testing::TempDir dir_;
   std::unique_ptr<EmbeddedBroker> broker_;
   std::unique_ptr<TestProducer> producer_;
@@ -380,7 +396,6 @@ TEST_F(ServeTest, ARestartResumesFromTheRecordedPositions) {
 TEST_F(ServeTest, RedeliveryAfterACrashChangesNothing) {
   storage::Revision revisions = 0;
   std::size_t messages = 0;
-  std::vector<std::pair<std::string, std::int32_t>> partitions;
   {
     auto server = start_server();
     ASSERT_TRUE(server);
@@ -405,19 +420,7 @@ TEST_F(ServeTest, RedeliveryAfterACrashChangesNothing) {
     ASSERT_TRUE(server->runtime().wait_quiet(10s));
     revisions = revisions_total(server->runtime());
     EXPECT_GE(revisions, messages);
-    // The "crash": every partition's resume position goes back to 0.
-    storage::Journal& journal = server->runtime().journal();
-    for (const std::string& topic : Topics("ff.").inputs()) {
-      for (std::int32_t p = 0; p < kPartitions; ++p) partitions.emplace_back(topic, p);
-    }
-    server->ingress().stop();
-    for (const auto& [topic, p] : partitions) {
-      storage::CommitRequest rewind;
-      rewind.shard = storage::ShardId{static_cast<std::uint32_t>(p) % server->runtime().shard_count()};
-      rewind.input = storage::InputPosition{Ingress::watermark_source(topic, p), 0};
-      ASSERT_TRUE(journal.commit(std::move(rewind)).get().status);
-    }
-    server->stop();
+    rewind_and_stop(*server);
   }
   auto server = start_server();
   ASSERT_TRUE(server);
@@ -431,6 +434,52 @@ TEST_F(ServeTest, RedeliveryAfterACrashChangesNothing) {
     EXPECT_EQ((*sku)->on_hand, 4 * 2 - 1) << "sku-" << i;
   }
   EXPECT_EQ(server->ingress().stats().dlq, 0u);
+}
+
+// Redelivery is recognised by the message's position, not by the SKU's id windows: a burst
+// of more receipts and adjustments on one SKU than its windows hold (1,024 ids each), all
+// delivered again, changes nothing. A repeat the window caught the first time stays a no-op
+// though its id left the window since; a refused adjustment is decided again and goes to the
+// DLQ again (at-least-once, docs/kafka.md).
+TEST_F(ServeTest, ARedeliveredBurstLongerThanTheSkuWindowsIsNotAppliedAgain) {
+  constexpr int kReceipts = 1'100;
+  constexpr int kAdjustments = 1'030;
+  std::size_t messages = 0;
+  storage::Revision revisions = 0;
+  auto sent = [&](const std::string& value) {
+    send("ff.inventory.commands", "sku-burst", value);
+    ++messages;
+  };
+  {
+    auto server = start_server();
+    ASSERT_TRUE(server);
+    sent(receive_json("sku-burst", 1, "r-first"));
+    sent(receive_json("sku-burst", 1, "r-first"));  // a producer's retry: a no-op
+    for (int i = 0; i < kReceipts; ++i) sent(receive_json("sku-burst", 1, "r-" + std::to_string(i)));
+    for (int i = 0; i < kAdjustments; ++i) sent(adjust_json("sku-burst", 1, "a-" + std::to_string(i)));
+    sent(adjust_json("sku-burst", -100'000, "a-refused"));
+    ASSERT_TRUE(eventually([&] { return server->ingress().stats().submitted == messages; }, 60s))
+        << server->ingress().stats().submitted << " of " << messages;
+    ASSERT_TRUE(server->runtime().wait_quiet(10s));
+    ASSERT_TRUE(eventually([&] { return server->ingress().stats().dlq_delivered == 1; }, 20s));
+    revisions = revisions_total(server->runtime());
+    EXPECT_EQ(revisions, 1u + kReceipts + kAdjustments);
+    rewind_and_stop(*server);
+  }
+  auto server = start_server();
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ingress().stats().submitted == messages; }, 60s))
+      << server->ingress().stats().submitted << " of " << messages;
+  ASSERT_TRUE(server->runtime().wait_quiet(10s));
+  EXPECT_EQ(revisions_total(server->runtime()), revisions) << "a redelivered message was applied again";
+  auto sku = server->runtime().sku("sku-burst");
+  ASSERT_TRUE(sku && sku->has_value());
+  EXPECT_EQ((*sku)->received_total, 1 + kReceipts);
+  EXPECT_EQ((*sku)->adjusted_in_total, kAdjustments);
+  EXPECT_EQ((*sku)->on_hand, 1 + kReceipts + kAdjustments);
+  EXPECT_EQ(server->runtime().stats().redelivered, messages - 1);
+  EXPECT_TRUE(eventually([&] { return server->ingress().stats().dlq_delivered == 1; }, 20s))
+      << "the refused adjustment was not decided again";
 }
 
 TEST_F(ServeTest, AFulfilledOrderEndsWithOneJsonOutcomeAndTheJournalOnTheEventsTopic) {

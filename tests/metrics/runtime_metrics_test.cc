@@ -85,7 +85,7 @@ TEST(RuntimeMetrics, ExportsRuntimeAndJournalStatsAtScrapeTime) {
   for (const char* family :
        {"ffe_actors_live", "ffe_actors_spawned_total", "ffe_actors_restored_total", "ffe_actors_passivated_total",
         "ffe_actor_failures_total", "ffe_commands_total", "ffe_commands_rejected_total", "ffe_commands_in_flight",
-        "ffe_submit_waits_total", "ffe_late_replies_total", "ffe_unexpected_releases_total",
+        "ffe_submit_waits_total", "ffe_late_replies_total", "ffe_redelivered_commands_total", "ffe_unexpected_releases_total",
         "ffe_deadlines_expired_total", "ffe_saga_retries_total", "ffe_timers_armed_total", "ffe_timers_fired_total",
         "ffe_timers_dropped_total", "ffe_open_orders_recovered", "ffe_open_orders",
         "ffe_placements_deferred_total", "ffe_journal_up",
