@@ -31,6 +31,8 @@ enum class InputKind { kOrders, kInventory, kPaymentReplies, kShipmentReplies };
 
 // The index key (shard 0) holding the id of the cluster the recorded positions belong to.
 constexpr std::string_view kClusterIdKey = "ingress/cluster-id";
+// How long lag() waits for the broker to say where a paused partition ends.
+constexpr int kLagQueryTimeoutMs = 1000;
 
 // A message as it arrived, kept for the DLQ: its original key (a null key and an empty one
 // both go out as a null key), bytes and headers.
@@ -58,7 +60,7 @@ struct PartitionState {
   // consumer thread only
   std::int64_t fetched_next = -1;  // offsets below were received; a refetch is skipped
   std::deque<std::unique_ptr<RdKafka::Message>> pending;  // received, waiting for credit
-  bool paused = false;
+  std::atomic<bool> paused{false};  // written by the consumer thread, read by lag() too
   // The head of `pending` is a PlaceOrder refused for Options::max_open_orders: retried only
   // once the runtime has room again (a check, not a decode and a refused submit).
   bool waiting_for_room = false;
@@ -657,14 +659,14 @@ void Ingress::Impl::drain_dlq_jobs() {
 }
 
 void Ingress::Impl::set_paused(PartitionState& p, bool paused) {
-  if (p.paused == paused) return;
+  if (p.paused.load() == paused) return;
   TopicPartitionList list;
   list.list.push_back(RdKafka::TopicPartition::create(p.topic, p.partition));
   const RdKafka::ErrorCode err = paused ? consumer_->pause(list.list) : consumer_->resume(list.list);
   if (err != RdKafka::ERR_NO_ERROR) {
     spdlog::warn("ingress: {} {}/{}: {}", paused ? "pausing" : "resuming", p.topic, p.partition, RdKafka::err2str(err));
   }
-  p.paused = paused;
+  p.paused.store(paused);
   paused ? ++paused_count_ : --paused_count_;
 }
 
@@ -672,7 +674,7 @@ void Ingress::Impl::retry_pending() {
   bool refused = false;
   for (auto& owned : partitions_) {
     PartitionState& p = *owned;
-    if (!p.paused) continue;
+    if (!p.paused.load()) continue;
     // Open orders at the bound hold back only the partitions whose next message places one;
     // replies and cancels (what closes orders) go on.
     if (p.waiting_for_room && !runtime_.placements_admissible()) continue;
@@ -794,13 +796,23 @@ std::vector<Ingress::PartitionLag> Ingress::Impl::lag() const {
   std::vector<PartitionLag> out;
   std::lock_guard lock(consumer_mu_);
   if (!consumer_) return out;
+  bool broker_answers = true;
   for (const auto& p : partitions_) {
     std::int64_t low = -1;
     std::int64_t high = -1;
-    // The offsets the last fetch responses carried: no request to the broker.
-    if (consumer_->get_watermark_offsets(p->topic, p->partition, &low, &high) != RdKafka::ERR_NO_ERROR || high < 0) {
+    // The offsets the last fetch responses carried: no request to the broker. A paused
+    // partition is not fetched, so those would stay where the pause began while the backlog
+    // grows in Kafka: ask the broker (until one such request fails).
+    bool known = false;
+    if (p->paused.load() && broker_answers) {
+      known = consumer_->query_watermark_offsets(p->topic, p->partition, &low, &high, kLagQueryTimeoutMs) ==
+              RdKafka::ERR_NO_ERROR;
+      broker_answers = known;
+    }
+    if (!known && consumer_->get_watermark_offsets(p->topic, p->partition, &low, &high) != RdKafka::ERR_NO_ERROR) {
       continue;
     }
+    if (high < 0) continue;
     std::int64_t at = p->watermark();
     if (at < 0) at = p->recorded.load();
     if (at < 0) at = std::max<std::int64_t>(low, 0);

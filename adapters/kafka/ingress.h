@@ -88,8 +88,10 @@ class Ingress {
   // computed now (not necessarily recorded yet); partitions that received nothing and have
   // no recorded position are absent.
   std::map<std::string, std::int64_t> watermarks() const;
-  // Consumer lag per input partition: the partition's end offset (as the last fetch saw
-  // it; no broker request) minus the resume position W. Empty before start and after stop.
+  // Consumer lag per input partition: the partition's end offset minus the resume position
+  // W. The end offset is what the last fetch saw (no broker request), or for a paused
+  // partition, which is not fetched, the broker's answer now (one request each, up to 1 s).
+  // Empty before start and after stop.
   struct PartitionLag {
     std::string topic;
     std::int32_t partition = 0;

@@ -757,6 +757,34 @@ TEST_F(ServeTest, PlacementsAboveMaxOpenOrdersWaitInKafkaAndAllComplete) {
   EXPECT_EQ(server->runtime().stats().open_orders, 0u);
 }
 
+// Under the open-orders bound the backlog waits in Kafka, and the lag metric must show it:
+// a paused partition is not fetched, so the end offset of its last fetch would stand still.
+TEST_F(ServeTest, TheLagOfAPartitionPausedAtTheOpenOrdersBoundFollowsItsBacklog) {
+  auto server = start_server([](serve::ServeOptions& options) {
+    options.max_open_orders = 1;
+    options.order_policy.authorize_timeout_ms = 600'000;  // lag-0 stays open (its deadline: 60 s)
+  });
+  ASSERT_TRUE(server);
+  send("ff.inventory.commands", "sku-lag", receive_json("sku-lag", 100, "r-lag"));
+  auto place = [&](int i) {
+    const std::string id = "lag-" + std::to_string(i);
+    ASSERT_TRUE(producer_->send("ff.orders.commands", id, place_json(id, "sku-lag", 1, "tok_silent"), {}, 0));
+  };
+  place(0);
+  ASSERT_TRUE(eventually([&] { return server->runtime().stats().open_orders == 1; }, 30s));
+  for (int i = 1; i <= 5; ++i) place(i);
+  ASSERT_TRUE(eventually([&] { return server->runtime().stats().placements_refused > 0; }, 30s));
+  for (int i = 6; i <= 25; ++i) place(i);
+  // lag-0 is placed (acknowledged): the resume position is lag-1's offset, 1; the end is 26.
+  auto lag_of_partition_0 = [&] {
+    for (const auto& lag : server->ingress().lag()) {
+      if (lag.topic == "ff.orders.commands" && lag.partition == 0) return lag.messages;
+    }
+    return std::int64_t{-1};
+  };
+  EXPECT_TRUE(eventually([&] { return lag_of_partition_0() == 25; }, 10s)) << lag_of_partition_0();
+}
+
 // --max-live: with a cap of 2 live actors per shard, 24 SKUs each received once end up
 // mostly passivated, every one still holds its stock (restored from the journal on a read
 // and on the next command), and a second receipt after passivation adds to the stock.
