@@ -292,8 +292,9 @@ class Watch {
  public:
   // The next records (with only their events under the prefix; records with none are
   // skipped) up to the shard's current revision, at most max_records, examining at most
-  // limits::watch_scan_records_max records. Empty when caught up. kCompacted when
-  // compaction passed the cursor.
+  // limits::watch_scan_records_max records. Empty when caught up, or, under a prefix, when
+  // none of the records examined matched: caught up only once position() is past the
+  // shard's revision. kCompacted when compaction passed the cursor.
   Result<std::vector<LogRecord>> next(std::size_t max_records = 1024);
   // The next revision the cursor will examine.
   Revision position() const { return next_; }

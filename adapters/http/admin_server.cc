@@ -224,6 +224,7 @@ class AdminServer::Impl {
   std::mutex stop_mutex_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> following_watches_{0};
+  std::atomic<int> watch_streams_{0};  // every watch stream in progress, following or not
 };
 
 namespace {
@@ -481,10 +482,22 @@ void AdminServer::Impl::watch(const httplib::Request& request, httplib::Response
   };
   auto stream = std::make_shared<Stream>(Stream{std::move(*cursor), limit, follow});
   response.status = 200;
+  watch_streams_.fetch_add(1);
   response.set_chunked_content_provider(
       std::string(kNdjson),
       [this, stream, shard, &journal](std::size_t, httplib::DataSink& sink) {
-        if (stopping_.load() || !sink.is_writable()) {
+        // A reader that stopped reading (httplib's write timeout passed): break the stream
+        // off, so it cannot pass for one that reached its end.
+        if (!sink.is_writable()) return false;
+        if (stopping_.load()) {
+          // The stream did not reach its end: say where to resume (after the last whole
+          // revision sent), as a last line like compaction's.
+          json line = json::object();
+          line["error"] = "the server is stopping";
+          line["shard"] = shard.value;
+          line["resumeFromRevision"] = stream->watch.position();
+          const std::string text = dump(line);
+          sink.write(text.data(), text.size());
           sink.done();
           return true;
         }
@@ -502,6 +515,12 @@ void AdminServer::Impl::watch(const httplib::Request& request, httplib::Response
           return true;
         }
         if (records->empty()) {
+          // One read examines at most limits::watch_scan_records_max records: empty with the
+          // cursor still at or below the shard's revision is a stretch without a match, not
+          // the end of the log.
+          if (auto current = journal.revision(shard); current.is_ok() && stream->watch.position() <= *current) {
+            return true;
+          }
           if (!stream->follow) {
             sink.done();
             return true;
@@ -528,6 +547,7 @@ void AdminServer::Impl::watch(const httplib::Request& request, httplib::Response
       },
       [this, follow](bool) {
         if (follow) following_watches_.fetch_sub(1);
+        watch_streams_.fetch_sub(1);
       });
 }
 
@@ -712,7 +732,13 @@ storage::Result<std::unique_ptr<AdminServer>> AdminServer::start(std::string add
 void AdminServer::stop() {
   std::lock_guard lock(impl_->stop_mutex_);
   if (!impl_->listener_.joinable()) return;
-  impl_->stopping_.store(true);  // following watches end at their next poll
+  impl_->stopping_.store(true);
+  // Watch streams end at their next chunk or poll (at most kWatchPoll away) with a last line
+  // saying where to resume; httplib's stop() would cut them off without one.
+  const auto patience = std::chrono::steady_clock::now() + 5 * kWatchPoll;
+  while (impl_->watch_streams_.load() > 0 && std::chrono::steady_clock::now() < patience) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   impl_->server_.stop();
   impl_->listener_.join();
 }

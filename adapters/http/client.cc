@@ -284,23 +284,43 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
   if (args.limit > 0) target += "&limit=" + std::to_string(args.limit);
   Response response;
   int exit_code = 0;
-  std::string compacted_message;
+  std::string end_message;
+  std::string last_line;
   const Status status = get_lines(args.address, target, [&](std::string_view line) {
-    // A stream that compaction overtook ends with an error line instead of an event.
+    // A stream that compaction overtook, or that the server's stop cut short, ends with an
+    // error line instead of an event.
     if (line.starts_with("{\"error\"")) {
       const json body = json::parse(line, nullptr, false);
-      compacted_message = body.is_object() ? body.value("error", std::string(line)) : std::string(line);
+      end_message = body.is_object() ? body.value("error", std::string(line)) : std::string(line);
       if (body.is_object() && body.contains("compactedRevision")) {
-        compacted_message += "; resume with --from-revision " + body["compactedRevision"].dump() + " or later";
+        end_message += "; resume with --from-revision " + body["compactedRevision"].dump() + " or later";
+        exit_code = 1;
+      } else {
+        if (body.is_object() && body.contains("resumeFromRevision")) {
+          end_message += "; resume with --from-revision " + body["resumeFromRevision"].dump();
+        }
+        exit_code = 2;
       }
-      exit_code = 1;
       return false;
     }
+    last_line = line;
     out(line);
     return true;
   }, response);
   if (!status.is_ok()) {
-    err("ffe watch: " + status.message());
+    std::string message = "ffe watch: " + status.message();
+    if (response.status == 200) {
+      // The stream broke off after it began: not the end of the log. Resume after the last
+      // whole revision (a cut inside a revision resends that revision).
+      std::uint64_t resume = args.from_revision;
+      const json body = json::parse(last_line, nullptr, false);
+      if (body.is_object() && body.contains("revision") && body["revision"].is_number_unsigned()) {
+        resume = body["revision"].get<std::uint64_t>();
+      }
+      message = "ffe watch: the stream broke off before its end (the server stopped, or the connection or the "
+                "reader stalled); resume with --from-revision " + std::to_string(resume);
+    }
+    err(message);
     return 2;
   }
   if (response.status != 200) {
@@ -312,7 +332,7 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
     err(message);
     return response.status == 410 ? 1 : 2;
   }
-  if (exit_code != 0) err("ffe watch: " + compacted_message);
+  if (exit_code != 0) err("ffe watch: " + end_message);
   return exit_code;
 }
 

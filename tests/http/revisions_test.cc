@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "actors/runtime/retention.h"
+#include "storage/limits.h"
 #include "tests/http/admin_fixture.h"
 
 namespace ffe::http::testing {
@@ -102,6 +103,37 @@ TEST_F(RevisionsTest, WatchStreamsAnEntitysEventsInRevisionOrderAndResumes) {
   auto tail = lines_of(rest.body);
   ASSERT_EQ(head.size() + tail.size(), lines.size());
   for (std::size_t i = 0; i < tail.size(); ++i) EXPECT_EQ(tail[i], lines[head.size() + i]);
+}
+
+// A quiet key in a busy shard: the journal examines at most watch_scan_records_max (10,000)
+// records per read, so more than that without a match in between must not end the stream
+// early (it did: an empty read looked like "caught up", and the watch printed nothing).
+TEST_F(RevisionsTest, WatchGoesOnPastAStretchOfOtherKeysLongerThanOneScan) {
+  const ShardId shard = runtime_->shard_of("sku-1");
+  std::string filler;
+  for (int i = 0; filler.empty(); ++i) {
+    if (runtime_->shard_of("f-" + std::to_string(i)) == shard) filler = "f-" + std::to_string(i);
+  }
+  const Revision first = ack_of(receive_stock("sku-1", 1, "r-1")).revision;
+  constexpr int kOthers = static_cast<int>(storage::limits::watch_scan_records_max) + 500;
+  std::atomic<int> acked{0};
+  for (int i = 0; i < kOthers; ++i) {
+    ASSERT_TRUE(runtime_->submit(runtime::InventoryCommand{receive_stock(filler, 1, "f-" + std::to_string(i))},
+                                 [&](const runtime::Ack&) { acked.fetch_add(1); }, runtime::Admission::kWait));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (acked.load() < kOthers && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(acked.load(), kOthers);
+  const Revision last = ack_of(receive_stock("sku-1", 1, "r-2")).revision;
+  ASSERT_GT(last, first + storage::limits::watch_scan_records_max);
+
+  Got after_first = get("/v1/watch?prefix=sku/sku-1&fromRevision=" + std::to_string(first + 1));
+  ASSERT_EQ(after_first.status, 200) << after_first.body;
+  const auto lines = lines_of(after_first.body);
+  ASSERT_EQ(lines.size(), 1u) << after_first.body;
+  EXPECT_EQ(lines[0]["revision"], last);
 }
 
 TEST_F(RevisionsTest, WatchLimitEndsAtARevisionsEndSoAResumeLosesNothing) {
@@ -206,11 +238,15 @@ TEST_F(RevisionsTest, FollowingWatchSeesNewCommitsAndEndsWhenTheServerStops) {
   EXPECT_TRUE(wait_for(1));
   ack_of(receive_stock("sku-1", 2, "r-2"));
   EXPECT_TRUE(wait_for(2)) << body;
+  const Revision last = revision_of_shard(runtime_->shard_of("sku-1"));
   server_->stop();  // the stream ends at its next poll; the client returns
   watcher.join();
   const auto lines = lines_of(body);
-  ASSERT_EQ(lines.size(), 2u) << body;
+  ASSERT_EQ(lines.size(), 3u) << body;
   EXPECT_EQ(lines[1]["event"]["received"]["qty"], "2");
+  // Not a stream that reached its end: the last line says so, and where to resume.
+  EXPECT_EQ(lines[2]["error"], "the server is stopping") << body;
+  EXPECT_EQ(lines[2]["resumeFromRevision"], last + 1) << body;
 }
 
 TEST_F(RevisionsTest, CompactByCommandMakesOlderRevisionsGoneAndIsIdempotent) {
