@@ -12,12 +12,14 @@
 #include <set>
 #include <string_view>
 #include <system_error>
+#include <thread>
 
 #include "actors/order/order.h"
 #include "actors/runtime/folder.h"
 #include "actors/runtime/runtime.h"
 #include "adapters/kafka/events_publisher.h"
 #include "adapters/kafka/ingress.h"
+#include "events/assert.h"
 #include "events/upcast.h"
 #include "ffe/v1/journal.pb.h"
 #include "storage/journal.h"
@@ -37,6 +39,10 @@ namespace {
 constexpr int kMetadataTimeoutMs = 10'000;
 constexpr auto kStallTimeout = std::chrono::seconds(30);
 constexpr int kConsumeWaitMs = 200;
+// How long restore goes on reading past the first cut for the revisions that cut split off
+// (see consume()), and how often it reads the end offsets again meanwhile.
+constexpr auto kCutCompletion = std::chrono::seconds(5);
+constexpr auto kCutRecheck = std::chrono::milliseconds(200);
 // Commits in flight while the new journal is written (each a future): bounds memory while
 // letting group commit batch them.
 constexpr std::size_t kCommitWindow = 1024;
@@ -106,6 +112,18 @@ struct Collected {
   std::uint64_t events = 0;
   std::uint64_t duplicates = 0;
 };
+
+// The highest R such that revisions 1..R are all on the topic with all their events (records
+// from before event_index/revision_events count as whole: their count is unknown).
+Revision whole_through(const std::map<Revision, RevisionRead>& revisions) {
+  Revision whole = 0;
+  for (const auto& [revision, read] : revisions) {
+    if (revision != whole + 1) break;
+    if (read.expected > 0 && read.indexed.size() != read.expected) break;
+    whole = revision;
+  }
+  return whole;
+}
 
 std::string where(const RdKafka::Message& message) {
   return message.topic_name() + "/" + std::to_string(message.partition()) + "@" + std::to_string(message.offset());
@@ -188,7 +206,12 @@ Status collect(const RdKafka::Message& message, std::map<std::int32_t, LegacyRun
 }
 
 // Reads every partition of the topic from its start to the end offsets seen at the start.
-Status consume(const RestoreOptions& options, Collected& out) {
+// A shard's revisions spread over the partitions (by entity key) and the end offsets are
+// read one partition at a time, so on a live topic that cut can hold a revision of a shard
+// while an earlier one is still on its way to another partition. Then the end offsets are
+// read again and reading goes on (for up to kCutCompletion) until every shard is whole up to
+// the highest revision the first cut held: `first_cut` gets that revision per shard.
+Status consume(const RestoreOptions& options, Collected& out, std::map<std::uint32_t, Revision>& first_cut) {
   std::string error;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   ErrorEvents events;
@@ -236,8 +259,10 @@ Status consume(const RestoreOptions& options, Collected& out) {
   if (partitions.empty()) return Status(StatusCode::kInvalidArgument, "topic " + options.topic + " has no partitions");
   std::sort(partitions.begin(), partitions.end());
 
-  // The end offsets now: what restore reads. Records published later are not part of it.
+  // The end offsets now: what restore reads. Records published later are not part of it,
+  // but for the revisions the cut split off (above).
   std::map<std::int32_t, std::int64_t> end;
+  std::map<std::int32_t, std::int64_t> cut;  // per partition, the end offset read up to
   std::vector<RdKafka::TopicPartition*> assignment;
   std::uint64_t total = 0;
   for (std::int32_t partition : partitions) {
@@ -248,10 +273,12 @@ Status consume(const RestoreOptions& options, Collected& out) {
       for (auto* tp : assignment) delete tp;
       return io_error("the offsets of " + options.topic + "/" + std::to_string(partition) + ": " + RdKafka::err2str(err));
     }
+    cut[partition] = high;
+    // Every partition, empty ones too: reading past the cut may find records there.
+    assignment.push_back(RdKafka::TopicPartition::create(options.topic, partition, low));
     if (high <= low) continue;
     end[partition] = high;
     total += static_cast<std::uint64_t>(high - low);
-    assignment.push_back(RdKafka::TopicPartition::create(options.topic, partition, low));
   }
   const RdKafka::ErrorCode assigned = assignment.empty() ? RdKafka::ERR_NO_ERROR : consumer->assign(assignment);
   for (auto* tp : assignment) delete tp;
@@ -260,48 +287,73 @@ Status consume(const RestoreOptions& options, Collected& out) {
   std::map<std::int32_t, LegacyRun> runs;
   std::uint64_t read = 0;
   auto last_progress = std::chrono::steady_clock::now();
-  while (!end.empty()) {
-    std::unique_ptr<RdKafka::Message> message(consumer->consume(kConsumeWaitMs));
-    if (message->err() == RdKafka::ERR__TIMED_OUT || message->err() == RdKafka::ERR__PARTITION_EOF) {
-      // A partition whose last offsets hold no record for us (transaction markers, records
-      // compacted away) never delivers its end offset - 1: its position tells it is done.
-      std::vector<RdKafka::TopicPartition*> positions;
-      for (const auto& [partition, high] : end) {
-        positions.push_back(RdKafka::TopicPartition::create(options.topic, partition));
-      }
-      if (consumer->position(positions) == RdKafka::ERR_NO_ERROR) {
-        for (const RdKafka::TopicPartition* tp : positions) {
-          auto it = end.find(tp->partition());
-          if (it != end.end() && tp->offset() >= it->second) end.erase(it);
+  std::optional<std::chrono::steady_clock::time_point> completing_until;
+  while (true) {
+    while (!end.empty()) {
+      std::unique_ptr<RdKafka::Message> message(consumer->consume(kConsumeWaitMs));
+      if (message->err() == RdKafka::ERR__TIMED_OUT || message->err() == RdKafka::ERR__PARTITION_EOF) {
+        // A partition whose last offsets hold no record for us (transaction markers, records
+        // compacted away) never delivers its end offset - 1: its position tells it is done.
+        std::vector<RdKafka::TopicPartition*> positions;
+        for (const auto& [partition, high] : end) {
+          positions.push_back(RdKafka::TopicPartition::create(options.topic, partition));
         }
+        if (consumer->position(positions) == RdKafka::ERR_NO_ERROR) {
+          for (const RdKafka::TopicPartition* tp : positions) {
+            auto it = end.find(tp->partition());
+            if (it != end.end() && tp->offset() >= it->second) end.erase(it);
+          }
+        }
+        for (auto* tp : positions) delete tp;
+        if (end.empty()) break;
+        if (std::chrono::steady_clock::now() - last_progress > kStallTimeout) {
+          std::string missing;
+          for (const auto& [partition, high] : end) missing += " " + std::to_string(partition);
+          consumer->close();
+          return io_error("no record from " + options.topic + " for " + std::to_string(kStallTimeout.count()) +
+                          " s while partitions" + missing + " had not reached their end" +
+                          (events.last().empty() ? "" : " (last error: " + events.last() + ")"));
+        }
+        continue;
       }
-      for (auto* tp : positions) delete tp;
-      if (end.empty()) break;
-      if (std::chrono::steady_clock::now() - last_progress > kStallTimeout) {
-        std::string missing;
-        for (const auto& [partition, high] : end) missing += " " + std::to_string(partition);
+      if (message->err() != RdKafka::ERR_NO_ERROR) {
+        const std::string why = message->errstr();
         consumer->close();
-        return io_error("no record from " + options.topic + " for " + std::to_string(kStallTimeout.count()) +
-                        " s while partitions" + missing + " had not reached their end" +
-                        (events.last().empty() ? "" : " (last error: " + events.last() + ")"));
+        return io_error("reading " + options.topic + ": " + why);
       }
-      continue;
+      last_progress = std::chrono::steady_clock::now();
+      auto it = end.find(message->partition());
+      if (it == end.end() || message->offset() >= it->second) continue;  // past the end seen at start
+      if (Status status = collect(*message, runs, out); !status) {
+        consumer->close();
+        return status;
+      }
+      ++read;
+      if (options.progress && read % 1000 == 0) options.progress(read, total);
+      if (message->offset() + 1 >= it->second) end.erase(it);
     }
-    if (message->err() != RdKafka::ERR_NO_ERROR) {
-      const std::string why = message->errstr();
-      consumer->close();
-      return io_error("reading " + options.topic + ": " + why);
+    // At a cut. The first one sets what every shard must be whole up to.
+    if (!completing_until) {
+      for (const auto& [shard, revisions] : out.shards) first_cut[shard] = revisions.empty() ? 0 : revisions.rbegin()->first;
+      completing_until = std::chrono::steady_clock::now() + kCutCompletion;
+      if (options.at_first_cut) options.at_first_cut();
+    }
+    bool whole = true;
+    for (const auto& [shard, highest] : first_cut) whole = whole && whole_through(out.shards[shard]) >= highest;
+    if (whole || std::chrono::steady_clock::now() >= *completing_until) break;
+    std::this_thread::sleep_for(kCutRecheck);
+    for (auto& [partition, offset] : cut) {
+      std::int64_t low = 0, high = 0;
+      if (consumer->query_watermark_offsets(options.topic, partition, &low, &high, kMetadataTimeoutMs) !=
+              RdKafka::ERR_NO_ERROR ||
+          high <= offset) {
+        continue;
+      }
+      total += static_cast<std::uint64_t>(high - offset);
+      end[partition] = high;
+      offset = high;
     }
     last_progress = std::chrono::steady_clock::now();
-    auto it = end.find(message->partition());
-    if (it == end.end() || message->offset() >= it->second) continue;  // past the end seen at start
-    if (Status status = collect(*message, runs, out); !status) {
-      consumer->close();
-      return status;
-    }
-    ++read;
-    if (options.progress && read % 1000 == 0) options.progress(read, total);
-    if (message->offset() + 1 >= it->second) end.erase(it);
   }
   consumer->close();
   if (options.progress) options.progress(read, total);
@@ -372,7 +424,8 @@ Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
   }
 
   Collected collected;
-  if (Status status = consume(options, collected); !status) return status;
+  std::map<std::uint32_t, Revision> first_cut;
+  if (Status status = consume(options, collected, first_cut); !status) return status;
   if (collected.shards.empty()) {
     return Status(StatusCode::kInvalidArgument, "topic " + options.topic + " holds no events: nothing to restore");
   }
@@ -389,16 +442,27 @@ Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
   }
 
   // Check everything before writing anything: contiguous revisions from 1, complete
-  // revisions, every entity in its shard.
+  // revisions, every entity in its shard. What comes after the first cut (read only to make
+  // the shards whole up to it) is taken as far as it is whole.
   std::map<std::uint32_t, std::map<Revision, RestoredRevision>> ordered;
   for (auto& [shard, revisions] : collected.shards) {
+    const Revision whole = whole_through(revisions);
+    if (whole < first_cut[shard]) {
+      // A later revision is there (the first cut held one above `whole`).
+      const auto next = revisions.upper_bound(whole);
+      const bool absent = next->first != whole + 1;
+      return corruption("shard " + std::to_string(shard) + ": revision " + std::to_string(whole + 1) +
+                        (absent ? " is missing from " + options.topic + " (the next one there is " +
+                                      std::to_string(next->first) + ")"
+                                : " has only some of its events on " + options.topic) +
+                        " while later ones are there: records were lost (retention or compaction), or the "
+                        "engine stopped while publishing them (started again, it publishes them); the shard "
+                        "cannot be restored");
+    }
+    revisions.erase(revisions.upper_bound(whole), revisions.end());
     Revision expected = 1;
     for (auto& [revision, read] : revisions) {
-      if (revision != expected) {
-        return corruption("shard " + std::to_string(shard) + ": revision " + std::to_string(expected) +
-                          " is missing from " + options.topic + " (the next one there is " + std::to_string(revision) +
-                          "): records were lost (retention?) and the shard cannot be restored");
-      }
+      FFE_ASSERT(revision == expected, "whole_through() left a gap");
       ++expected;
       auto events = revision_events(shard, revision, read);
       if (!events) return events.status();

@@ -24,6 +24,9 @@ struct RestoreOptions {
   std::vector<std::pair<std::string, std::string>> kafka_properties;
   // Progress (events read so far, of about `total` when known, else 0); may be empty.
   std::function<void(std::uint64_t events, std::uint64_t total)> progress;
+  // Tests only: called once everything up to the first cut (the end offsets seen at the
+  // start) was read, before restore looks for the revisions that cut split off.
+  std::function<void()> at_first_cut;
 };
 
 struct RestoreResult {
