@@ -92,13 +92,19 @@ class ServeTest : public ::testing::Test {
     producer_ = std::make_unique<TestProducer>(broker_->bootstrap());
   }
 
-  std::unique_ptr<serve::Server> start_server(const std::function<void(serve::ServeOptions&)>& tune = {}) {
+  // The options every test starts from: the embedded broker, a temp data dir, no HTTP.
+  serve::ServeOptions serve_options() {
     serve::ServeOptions options;
     options.brokers = broker_->bootstrap();
     options.data_dir = dir_.sub("data");
     options.http = "";
     options.out = nullptr;
     options.shards = kPartitions;
+    return options;
+  }
+
+  std::unique_ptr<serve::Server> start_server(const std::function<void(serve::ServeOptions&)>& tune = {}) {
+    serve::ServeOptions options = serve_options();
     if (tune) tune(options);
     auto server = serve::Server::start(options);
     EXPECT_TRUE(server) << server.status().to_string();
@@ -865,12 +871,7 @@ TEST_F(ServeTest, ABrokerThatGoesAwayAndComesBackLosesNothing) {
 // not have: the start fails naming the missing topics and how to make them, not with "no
 // broker answered" about a broker that did answer (docs/kafka.md, start-up).
 TEST_F(ServeTest, TopicsMissingOnAClusterThatCannotCreateThemAreNamedWithTheRemedy) {
-  serve::ServeOptions options;
-  options.brokers = broker_->bootstrap();
-  options.data_dir = dir_.sub("data");
-  options.http = "";
-  options.out = nullptr;
-  options.shards = kPartitions;
+  serve::ServeOptions options = serve_options();
   options.topic_prefix = "zz.";
   auto server = serve::Server::start(options);
   ASSERT_FALSE(server);
