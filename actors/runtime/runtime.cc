@@ -108,12 +108,12 @@ ShardId shard_of(std::string_view entity_id, std::uint32_t shards) {
 }
 
 std::string sku_key(std::string_view sku) { return std::string(kSkuPrefix) + std::string(sku); }
+std::string order_key(std::string_view order_id) { return std::string(kOrderPrefix) + std::string(order_id); }
 
 // The dedupe key that marks an input message as applied (docs/kafka.md, "Exactly-once effects").
 std::string input_dedupe_key(const InputPosition& input) {
   return "input/" + input.source + "/" + std::to_string(input.offset);
 }
-std::string order_key(std::string_view order_id) { return std::string(kOrderPrefix) + std::string(order_id); }
 
 // ---- units of work ---------------------------------------------------------------------------
 
@@ -540,7 +540,6 @@ void sku_handle(SkuActor* self, InventoryWork& work) {
     rt->work_done();
     return;
   }
-  rt->commands_.fetch_add(1, std::memory_order_relaxed);
   // A message delivered again after a restart whose first delivery was applied: the journal
   // holds its position's dedupe key, written in the same batch as its effects. The SKU's
   // id windows cannot tell (a burst of more than 1,024 receipts on one SKU outruns them).
@@ -565,6 +564,7 @@ void sku_handle(SkuActor* self, InventoryWork& work) {
       return;
     }
   }
+  rt->commands_.fetch_add(1, std::memory_order_relaxed);
   const std::int64_t now = rt->now_ms();
   sku::Command command = std::visit([](auto& c) -> sku::Command { return std::move(c); }, work.command);
   sku::Decision decision = sku::decide(s.state, command, now);
