@@ -595,7 +595,8 @@ int main(int argc, char** argv) {
       "for all) of one shard from --from-revision on, in revision order, one JSON line per event "
       "{\"shard\",\"revision\",\"committedAtMs\",\"key\",\"event\"}. Resume with the last revision seen + 1. "
       "Exit 0 at the end (the current revision, or --limit; --follow waits for new changes until "
-      "interrupted); 1 if the revision was compacted (the message names the oldest readable one); 2 otherwise");
+      "interrupted); 1 if the revision was compacted (the message names the oldest readable one); 2 otherwise "
+      "(a stream cut short, the server stopping: the message names the revision to resume from)");
   watch_cmd->add_option("PREFIX", watch_args.prefix, "Key prefix: order/<id>, sku/<sku>, order/, sku/ or \"\"")
       ->required();
   watch_cmd->add_option("--from-revision", watch_args.from_revision, "The first revision to stream")->required();
