@@ -110,9 +110,10 @@ ShardId shard_of(std::string_view entity_id, std::uint32_t shards) {
 std::string sku_key(std::string_view sku) { return std::string(kSkuPrefix) + std::string(sku); }
 std::string order_key(std::string_view order_id) { return std::string(kOrderPrefix) + std::string(order_id); }
 
-// The dedupe key that marks an input message as applied (docs/kafka.md, "Exactly-once effects").
-std::string input_dedupe_key(const InputPosition& input) {
-  return "input/" + input.source + "/" + std::to_string(input.offset);
+// The dedupe key that marks an input message as applied, or as refused (docs/kafka.md,
+// "Exactly-once effects").
+std::string input_dedupe_key(const InputPosition& input, bool refused = false) {
+  return (refused ? "input-refused/" : "input/") + input.source + "/" + std::to_string(input.offset);
 }
 
 // ---- units of work ---------------------------------------------------------------------------
@@ -543,7 +544,10 @@ void sku_handle(SkuActor* self, InventoryWork& work) {
   // A message delivered again after a restart whose first delivery was applied: the journal
   // holds its position's dedupe key, written in the same batch as its effects. The SKU's
   // id windows cannot tell (a burst of more than 1,024 receipts on one SKU outruns them).
+  // One that was refused is refused again, whatever the SKU's state is now: the messages
+  // after it may have been applied meanwhile, and it must not pass where it did not.
   std::optional<std::string> input_key;
+  bool refused_before = false;
   if (work.input) {
     input_key = input_dedupe_key(*work.input);
     auto seen = rt->journal_->dedupe_revision(s.shard, *input_key);
@@ -563,11 +567,24 @@ void sku_handle(SkuActor* self, InventoryWork& work) {
       });
       return;
     }
+    auto refused = rt->journal_->dedupe_revision(s.shard, input_dedupe_key(*work.input, true));
+    if (!refused) {
+      answer(work.done, failed_ack(s.shard, refused.status()));
+      rt->work_done();
+      return;
+    }
+    refused_before = refused->has_value();
   }
   rt->commands_.fetch_add(1, std::memory_order_relaxed);
   const std::int64_t now = rt->now_ms();
   sku::Command command = std::visit([](auto& c) -> sku::Command { return std::move(c); }, work.command);
   sku::Decision decision = sku::decide(s.state, command, now);
+  if (refused_before && !decision.rejected()) {
+    decision.events.clear();
+    decision.rejection = Rejection{RejectionCode::kInvalid,
+                                   "refused when it was first delivered, before a restart, and refused again "
+                                   "(the first refusal's ff-error says why)"};
+  }
   for (const v1::SkuEvent& event : decision.events) sku::evolve(s.state, s.id, event);
 
   std::optional<v1::StockReply> reply;
@@ -601,8 +618,11 @@ void sku_handle(SkuActor* self, InventoryWork& work) {
   request.shard = s.shard;
   request.input = std::move(work.input);
   // Applied, or a repeat the windows caught: either way its redelivery changes nothing. A
-  // refusal is left unmarked: decided again, it goes to the DLQ again (at-least-once).
-  if (input_key && !decision.rejected()) request.dedupe_keys.push_back(std::move(*input_key));
+  // refusal is marked as such: delivered again, it is refused again and goes to the DLQ again
+  // (at-least-once).
+  if (input_key) {
+    request.dedupe_keys.push_back(decision.rejected() ? input_dedupe_key(*request.input, true) : std::move(*input_key));
+  }
   request.events.reserve(decision.events.size());
   for (const v1::SkuEvent& event : decision.events) request.events.push_back({s.key, serialize(event)});
   sku_attach_snapshot(s, request);
