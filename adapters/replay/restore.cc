@@ -280,6 +280,7 @@ Status consume(const RestoreOptions& options, Collected& out, std::map<std::uint
     end[partition] = high;
     total += static_cast<std::uint64_t>(high - low);
   }
+  if (options.after_end_offsets) options.after_end_offsets();
   const RdKafka::ErrorCode assigned = assignment.empty() ? RdKafka::ERR_NO_ERROR : consumer->assign(assignment);
   for (auto* tp : assignment) delete tp;
   if (assigned != RdKafka::ERR_NO_ERROR) return io_error("assigning " + options.topic + ": " + RdKafka::err2str(assigned));
@@ -322,15 +323,16 @@ Status consume(const RestoreOptions& options, Collected& out, std::map<std::uint
         return io_error("reading " + options.topic + ": " + why);
       }
       last_progress = std::chrono::steady_clock::now();
-      auto it = end.find(message->partition());
-      if (it == end.end() || message->offset() >= it->second) continue;  // past the end seen at start
+      // A record past the cut is kept too (the consumer fetches ahead, and it may be one the
+      // cut split off); the checks after reading take what is past the cut as far as it is whole.
       if (Status status = collect(*message, runs, out); !status) {
         consumer->close();
         return status;
       }
       ++read;
       if (options.progress && read % 1000 == 0) options.progress(read, total);
-      if (message->offset() + 1 >= it->second) end.erase(it);
+      auto it = end.find(message->partition());
+      if (it != end.end() && message->offset() + 1 >= it->second) end.erase(it);
     }
     // At a cut. The first one sets what every shard must be whole up to.
     if (!completing_until) {

@@ -24,8 +24,10 @@ struct RestoreOptions {
   std::vector<std::pair<std::string, std::string>> kafka_properties;
   // Progress (events read so far, of about `total` when known, else 0); may be empty.
   std::function<void(std::uint64_t events, std::uint64_t total)> progress;
-  // Tests only: called once everything up to the first cut (the end offsets seen at the
-  // start) was read, before restore looks for the revisions that cut split off.
+  // Tests only: called once the first cut's end offsets are read, before any record is; and
+  // once everything up to that cut was read, before restore looks for the revisions the cut
+  // split off.
+  std::function<void()> after_end_offsets;
   std::function<void()> at_first_cut;
 };
 
