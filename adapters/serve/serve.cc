@@ -75,6 +75,12 @@ class Server::Impl {
 
  private:
   Result<std::uint32_t> shards_for_new_data_dir(const kafka::ClientConfig& client);
+  // For a failed request to the cluster: where no broker answered, which address and what to
+  // check; else "".
+  std::string unreachable_hint(const Status& status) const {
+    return kafka::no_broker_answered(status) ? " (no broker answered at " + bootstrap_ + ": is it running and reachable?)"
+                                             : "";
+  }
   Status start_cdc();
   void register_kafka_metrics();
   void drain_outbox(std::chrono::milliseconds timeout);
@@ -84,7 +90,10 @@ Result<std::uint32_t> Server::Impl::shards_for_new_data_dir(const kafka::ClientC
   if (options_.shards > 0) return options_.shards;
   if (broker_) return kDefaultShards;  // the embedded broker starts empty
   auto counts = kafka::partition_counts(client, {topics_.orders_commands});
-  if (!counts) return with_context(counts.status(), "reading the partitions of " + topics_.orders_commands);
+  if (!counts) {
+    return Status(counts.status().code(), "reading the partitions of " + topics_.orders_commands + ": " +
+                                              counts.status().message() + unreachable_hint(counts.status()));
+  }
   if ((*counts)[0]) return static_cast<std::uint32_t>(*(*counts)[0]);
   return kDefaultShards;
 }
@@ -165,10 +174,10 @@ Status Server::Impl::start() {
   }
   auto ensured = kafka::ensure_topics(client, topics_, static_cast<int>(shards));
   if (!ensured) {
-    const std::string why = ensured.status().message();
-    const bool unreachable = kafka::no_broker_answered(ensured.status());
+    const std::string hint = unreachable_hint(ensured.status());
     return Status(ensured.status().code(),
-                  why + (unreachable ? " (no broker answered at " + bootstrap_ + ": is it running and reachable?)"
+                  ensured.status().message() +
+                      (!hint.empty() ? hint
                                      : " (a cluster without the Admin API, such as `ffe broker`, needs the topics "
                                        "made beforehand: `ffe broker --topic-prefix " +
                                            options_.topic_prefix + "` makes them)"));

@@ -883,6 +883,18 @@ TEST_F(ServeTest, TopicsMissingOnAClusterThatCannotCreateThemAreNamedWithTheReme
   EXPECT_EQ(message.find("no broker answered"), std::string::npos) << message;
 }
 
+// An address where no broker answers, on a new data dir without --shards (the partitions of
+// the orders topic would give the shard count): named as such, not as a topic problem.
+TEST_F(ServeTest, ABrokerThatDoesNotAnswerIsNamedAtTheFirstRequest) {
+  serve::ServeOptions options = serve_options();
+  options.brokers = "127.0.0.1:1";
+  options.shards = 0;
+  auto server = serve::Server::start(options);
+  ASSERT_FALSE(server);
+  const std::string message = server.status().to_string();
+  EXPECT_NE(message.find("no broker answered at 127.0.0.1:1"), std::string::npos) << message;
+}
+
 TEST_F(ServeTest, AnExistingDataDirWithAnotherShardCountIsRefusedClearly) {
   { ASSERT_TRUE(start_server()); }
   serve::ServeOptions options;
