@@ -582,8 +582,9 @@ void sku_handle(SkuActor* self, InventoryWork& work) {
   if (refused_before && !decision.rejected()) {
     decision.events.clear();
     decision.rejection = Rejection{RejectionCode::kInvalid,
-                                   "refused when it was first delivered, before a restart, and refused again "
-                                   "(the first refusal's ff-error says why)"};
+                                   "refused when it was first delivered, before a restart, and refused again though "
+                                   "the SKU's state now would take it (why it was refused: the first DLQ record for "
+                                   "this offset, if it went out before the restart, or the engine's log)"};
   }
   for (const v1::SkuEvent& event : decision.events) sku::evolve(s.state, s.id, event);
 

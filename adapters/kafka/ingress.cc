@@ -279,6 +279,7 @@ struct Shared {
   std::atomic<std::uint64_t> consumed{0}, submitted{0}, dlq{0}, dlq_delivered{0}, unknown_entity{0}, busy{0},
       refetched{0}, ack_errors{0}, watermark_commits{0};
   RateLimitedLog ack_error_log;
+  RateLimitedLog refusal_log;
 
   void on_ack(PartitionState& p, std::int64_t offset, const std::shared_ptr<const Original>& original,
               const Ack& ack) {
@@ -299,6 +300,12 @@ struct Shared {
     const bool refused_inventory = ack.rejection && original && original->inventory;
     if (ack.rejection && original && (ack.rejection->code == RejectionCode::kUnknownEntity || refused_inventory)) {
       if (ack.rejection->code == RejectionCode::kUnknownEntity) unknown_entity.fetch_add(1, std::memory_order_relaxed);
+      // Its ff-error says why too, but a crash before the record is delivered would leave only
+      // the redelivery's "refused when it was first delivered" (docs/kafka.md).
+      if (refused_inventory && refusal_log.allow()) {
+        spdlog::warn("ingress: {}/{}@{} refused: {} (to the DLQ; at most one such line per 5 s)", p.topic, p.partition,
+                     offset, ack.rejection->reason);
+      }
       std::lock_guard lock(dlq_mu);
       dlq_jobs.push_back(DlqJob{&p, offset, original, ack.rejection->reason});
       return;  // acknowledged once the DLQ record is delivered
