@@ -210,7 +210,8 @@ Status collect(const RdKafka::Message& message, std::map<std::int32_t, LegacyRun
 // read one partition at a time, so on a live topic that cut can hold a revision of a shard
 // while an earlier one is still on its way to another partition. Then the end offsets are
 // read again and reading goes on (for up to kCutCompletion) until every shard is whole up to
-// the highest revision the first cut held: `first_cut` gets that revision per shard.
+// the highest revision read by the time the cut was reached (records the consumer fetched
+// ahead, past the cut, included): `first_cut` gets that revision per shard.
 Status consume(const RestoreOptions& options, Collected& out, std::map<std::uint32_t, Revision>& first_cut) {
   std::string error;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
