@@ -173,9 +173,9 @@ std::string json_line(std::int64_t time_ms, std::string_view level, std::string_
 
 namespace {
 std::atomic<bool> json_lines{false};
-}  // namespace
+std::atomic<Level> least_level{Level::kInfo};
 
-void fatal(std::string_view message) {
+void write_line(std::string_view level, std::string_view message) {
   const std::string redacted = redact_secrets(message);
   if (!json_lines.load()) {
     std::fprintf(stderr, "%s\n", redacted.c_str());
@@ -185,11 +185,22 @@ void fatal(std::string_view message) {
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  std::fprintf(stderr, "%s\n", json_line(now_ms, "error", kLoggerName, redacted).c_str());
+  std::fprintf(stderr, "%s\n", json_line(now_ms, level, kLoggerName, redacted).c_str());
+}
+}  // namespace
+
+void fatal(std::string_view message) { write_line("error", message); }
+
+bool json_format() { return json_lines.load(); }
+
+void line(Level level, std::string_view message) {
+  if (level == Level::kOff || level < least_level.load()) return;
+  write_line(level_name(to_spdlog(level)), message);
 }
 
 void setup(Level level, bool json) {
   json_lines.store(json);
+  least_level.store(level);
   // Drop a previous "ffe" logger (the registry refuses a second one of the same name).
   spdlog::drop(kLoggerName);
   // JSON goes to a plain sink: a colour sink would wrap the level in escape codes on a terminal.

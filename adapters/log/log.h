@@ -41,6 +41,15 @@ void setup(Level level, bool json);
 // Redacted like any log line; written whatever --log-level says.
 void fatal(std::string_view message);
 
+// A tool's own line on stderr (`ffe sim`, `ffe produce`: what they report as they run): the
+// plain line `message` with the text format, as people and scripts have always read it, or a
+// JSON line at `level` with the JSON format. Dropped below --log-level; redacted like any log
+// line.
+void line(Level level, std::string_view message);
+
+// Whether setup() chose JSON lines (--log-format json).
+bool json_format();
+
 // One JSON log line without the newline, as the JSON format writes it (exposed for tests).
 // `time_ms`: milliseconds since the Unix epoch; `level`: "info", "warn", ...
 std::string json_line(std::int64_t time_ms, std::string_view level, std::string_view logger,

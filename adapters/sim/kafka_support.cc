@@ -1,6 +1,28 @@
 #include "adapters/sim/kafka_support.h"
 
+#include <cstdarg>
+
 namespace ffe::simkafka {
+
+void say(log::Level level, const char* format, ...) {
+  char small[512];
+  std::va_list args;
+  va_start(args, format);
+  std::va_list again;
+  va_copy(again, args);
+  const int n = std::vsnprintf(small, sizeof small, format, args);
+  va_end(args);
+  std::string text;
+  if (n >= 0 && static_cast<std::size_t>(n) < sizeof small) {
+    text.assign(small, static_cast<std::size_t>(n));
+  } else if (n >= 0) {
+    text.resize(static_cast<std::size_t>(n) + 1);
+    std::vsnprintf(text.data(), text.size(), format, again);
+    text.resize(static_cast<std::size_t>(n));
+  }
+  va_end(again);
+  log::line(level, text);
+}
 
 bool EventLogger::should_log(int code) {
   const auto now = std::chrono::steady_clock::now();
@@ -15,7 +37,7 @@ void EventLogger::event_cb(RdKafka::Event& event) {
     case RdKafka::Event::EVENT_ERROR:
       if (event.fatal()) fatal_ = true;
       if (event.fatal() || should_log(static_cast<int>(event.err()))) {
-        std::fprintf(stderr, "%s: kafka %s: %s%s\n", who_.c_str(),
+        simkafka::say(event.fatal() ? log::Level::kError : log::Level::kWarn, "%s: kafka %s: %s%s", who_.c_str(),
                      RdKafka::err2str(event.err()).c_str(), event.str().c_str(),
                      event.fatal() ? " (fatal)" : "");
       }
@@ -23,7 +45,7 @@ void EventLogger::event_cb(RdKafka::Event& event) {
     case RdKafka::Event::EVENT_LOG:
       if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING &&
           should_log(100000 + event.severity())) {
-        std::fprintf(stderr, "%s: kafka log %s: %s\n", who_.c_str(), event.fac().c_str(),
+        simkafka::say(log::Level::kWarn, "%s: kafka log %s: %s", who_.c_str(), event.fac().c_str(),
                      event.str().c_str());
       }
       break;

@@ -15,9 +15,17 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/log/log.h"
+
 namespace ffe::simkafka {
 
 using Settings = std::vector<std::pair<std::string, std::string>>;
+
+// One line on stderr, printf-style, through log::line(): plain with --log-format text, a JSON
+// line at `level` with json, dropped below --log-level. Every line the simulators and the
+// producer write as they run goes through here (the producer's progress bar on a terminal
+// aside).
+[[gnu::format(printf, 2, 3)]] void say(log::Level level, const char* format, ...);
 
 // Logs librdkafka's errors and warnings on stderr, each error code at most once per 10 s
 // (a broker that is down repeats itself), so a failing simulator says why without flooding.

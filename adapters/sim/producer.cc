@@ -63,7 +63,7 @@ class Deliveries : public RdKafka::DeliveryReportCb {
     }
     ++failed;
     if (failed <= 5 || logger_.should_log(200000 + static_cast<int>(message.err()))) {
-      std::fprintf(stderr, "%s: not delivered to %s: %s\n", logger_.who().c_str(),
+      simkafka::say(log::Level::kWarn, "%s: not delivered to %s: %s", logger_.who().c_str(),
                    message.topic_name().c_str(), message.errstr().c_str());
     }
   }
@@ -111,7 +111,7 @@ class Progress {
                    failed ? (" failed " + std::to_string(failed)).c_str() : "", eta);
       drawn_ = true;
     } else {
-      std::fprintf(stderr, "%s: %llu/%llu sent, %llu acked, %llu failed, %s/s\n", label_.c_str(),
+      simkafka::say(log::Level::kInfo, "%s: %llu/%llu sent, %llu acked, %llu failed, %s/s", label_.c_str(),
                    static_cast<unsigned long long>(sent), static_cast<unsigned long long>(total_),
                    static_cast<unsigned long long>(delivered), static_cast<unsigned long long>(failed),
                    human(rate).c_str());
@@ -192,7 +192,7 @@ int run_produce(const ProduceOptions& options) {
   const std::string who = std::string("ffe produce ") + (stock ? "stock" : "orders");
   const std::string prefix = options.id_prefix ? *options.id_prefix : default_id_prefix();
   if (std::string problem = check(options, prefix); !problem.empty()) {
-    std::fprintf(stderr, "%s: %s\n", who.c_str(), problem.c_str());
+    simkafka::say(log::Level::kError, "%s: %s", who.c_str(), problem.c_str());
     return 2;
   }
   const std::uint64_t count = options.count ? *options.count : (stock ? options.skus : 1000);
@@ -224,12 +224,12 @@ int run_produce(const ProduceOptions& options) {
     }
   }
   if (!conf) {
-    std::fprintf(stderr, "%s: %s\n", who.c_str(), error.c_str());
+    simkafka::say(log::Level::kError, "%s: %s", who.c_str(), error.c_str());
     return 2;
   }
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   if (!producer) {
-    std::fprintf(stderr, "%s: cannot create the producer: %s\n", who.c_str(), error.c_str());
+    simkafka::say(log::Level::kError, "%s: cannot create the producer: %s", who.c_str(), error.c_str());
     return 2;
   }
 
@@ -301,14 +301,14 @@ int run_produce(const ProduceOptions& options) {
       else if (auto invalid = events::validate(command)) why = invalid->to_string();
     }
     if (!why.empty()) {
-      std::fprintf(stderr, "%s: these options make invalid commands: %s\n", who.c_str(), why.c_str());
+      simkafka::say(log::Level::kError, "%s: these options make invalid commands: %s", who.c_str(), why.c_str());
       return 2;
     }
   }
 
   const bool tty = isatty(STDERR_FILENO) == 1;
   const Progress::Mode mode = options.quiet ? Progress::Mode::kNone
-                              : options.progress_bar.value_or(tty) ? Progress::Mode::kBar
+                              : options.progress_bar.value_or(tty && !log::json_format()) ? Progress::Mode::kBar
                                                                    : Progress::Mode::kLines;
   Progress progress(mode, who, count);
   TokenBucket bucket(options.rate);
@@ -339,7 +339,7 @@ int run_produce(const ProduceOptions& options) {
       delete headers;
       ++refused;
       if (refused <= 5) {
-        std::fprintf(stderr, "%s: cannot produce to %s: %s\n", who.c_str(), topic.c_str(),
+        simkafka::say(log::Level::kWarn, "%s: cannot produce to %s: %s", who.c_str(), topic.c_str(),
                      RdKafka::err2str(err).c_str());
       }
       return;

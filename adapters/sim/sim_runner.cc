@@ -32,7 +32,7 @@ class DeliveryReports : public RdKafka::DeliveryReportCb {
     if (message.err() == RdKafka::ERR_NO_ERROR) return;
     ++failed;
     if (logger_.should_log(200000 + static_cast<int>(message.err()))) {
-      std::fprintf(stderr, "%s: a reply was not delivered to %s: %s\n", logger_.who().c_str(),
+      simkafka::say(log::Level::kWarn, "%s: a reply was not delivered to %s: %s", logger_.who().c_str(),
                    message.topic_name().c_str(), message.errstr().c_str());
     }
   }
@@ -67,7 +67,7 @@ bool close_within(const std::shared_ptr<Clients>& clients, std::chrono::millisec
     return true;
   }
   closer.detach();
-  std::fprintf(stderr, "%s: could not leave the group within %lld ms (broker unreachable?); exiting anyway\n",
+  simkafka::say(log::Level::kWarn, "%s: could not leave the group within %lld ms (broker unreachable?); exiting anyway",
                clients->logger.who().c_str(), static_cast<long long>(limit.count()));
   return false;
 }
@@ -115,7 +115,7 @@ std::optional<std::string> handle(RdKafka::Message& message, State& state, Decod
     ++state.stats.undecodable;
     // Logged every time at first, then throttled (one line per 10 s) after 100.
     if (state.stats.undecodable <= 100 || logger.should_log(300000)) {
-      std::fprintf(stderr, "%s: skipping an undecodable request at %s[%d]@%lld: %s\n",
+      simkafka::say(log::Level::kWarn, "%s: skipping an undecodable request at %s[%d]@%lld: %s",
                    logger.who().c_str(), message.topic_name().c_str(), message.partition(),
                    static_cast<long long>(message.offset()), why.c_str());
     }
@@ -163,7 +163,7 @@ std::atomic<bool>& stop_on_signals() {
 int run_participant(Kind kind, const SimOptions& options) {
   const std::string who = std::string("ffe sim ") + kind_name(kind);
   if (options.brokers.empty()) {
-    std::fprintf(stderr, "%s: --brokers is required\n", who.c_str());
+    simkafka::say(log::Level::kError, "%s: --brokers is required", who.c_str());
     return 2;
   }
   const Topics topics = topics_for(kind, options.topic_prefix);
@@ -217,29 +217,29 @@ int run_participant(Kind kind, const SimOptions& options) {
     }
   }
   if (!consumer_conf || !producer_conf) {
-    std::fprintf(stderr, "%s: %s\n", who.c_str(), error.c_str());
+    simkafka::say(log::Level::kError, "%s: %s", who.c_str(), error.c_str());
     return 2;
   }
 
   consumer.reset(RdKafka::KafkaConsumer::create(consumer_conf.get(), error));
   if (!consumer) {
-    std::fprintf(stderr, "%s: cannot create the consumer: %s\n", who.c_str(), error.c_str());
+    simkafka::say(log::Level::kError, "%s: cannot create the consumer: %s", who.c_str(), error.c_str());
     return 2;
   }
   producer.reset(RdKafka::Producer::create(producer_conf.get(), error));
   if (!producer) {
-    std::fprintf(stderr, "%s: cannot create the producer: %s\n", who.c_str(), error.c_str());
+    simkafka::say(log::Level::kError, "%s: cannot create the producer: %s", who.c_str(), error.c_str());
     close_within(clients, std::chrono::seconds(5));
     return 2;
   }
   if (RdKafka::ErrorCode err = consumer->subscribe({topics.requests}); err != RdKafka::ERR_NO_ERROR) {
-    std::fprintf(stderr, "%s: cannot subscribe to %s: %s\n", who.c_str(), topics.requests.c_str(),
+    simkafka::say(log::Level::kError, "%s: cannot subscribe to %s: %s", who.c_str(), topics.requests.c_str(),
                  RdKafka::err2str(err).c_str());
     close_within(clients, std::chrono::seconds(5));
     return 2;
   }
   if (!options.quiet) {
-    std::fprintf(stderr, "%s: answering %s on %s (group %s, brokers %s)\n", who.c_str(),
+    simkafka::say(log::Level::kInfo, "%s: answering %s on %s (group %s, brokers %s)", who.c_str(),
                  topics.requests.c_str(), topics.replies.c_str(), group.c_str(),
                  options.brokers.c_str());
   }
@@ -295,7 +295,7 @@ int run_participant(Kind kind, const SimOptions& options) {
           delete headers;
           ++reports.failed;
           if (logger.should_log(400000 + static_cast<int>(produced))) {
-            std::fprintf(stderr, "%s: cannot send a reply to %s: %s\n", who.c_str(),
+            simkafka::say(log::Level::kWarn, "%s: cannot send a reply to %s: %s", who.c_str(),
                          topics.replies.c_str(), RdKafka::err2str(produced).c_str());
           }
           break;
@@ -304,17 +304,17 @@ int run_participant(Kind kind, const SimOptions& options) {
     } else if (err == RdKafka::ERR__FATAL) {
       std::string why;
       consumer->fatal_error(why);
-      std::fprintf(stderr, "%s: fatal kafka error: %s\n", who.c_str(), why.c_str());
+      simkafka::say(log::Level::kError, "%s: fatal kafka error: %s", who.c_str(), why.c_str());
       exit_code = 1;
       break;
     } else if (err != RdKafka::ERR__TIMED_OUT && err != RdKafka::ERR__PARTITION_EOF) {
       if (logger.should_log(static_cast<int>(err))) {
-        std::fprintf(stderr, "%s: consume: %s\n", who.c_str(), message->errstr().c_str());
+        simkafka::say(log::Level::kWarn, "%s: consume: %s", who.c_str(), message->errstr().c_str());
       }
     }
     producer->poll(0);
     if (logger.fatal()) {
-      std::fprintf(stderr, "%s: a fatal kafka error stopped the simulator\n", who.c_str());
+      simkafka::say(log::Level::kError, "%s: a fatal kafka error stopped the simulator", who.c_str());
       exit_code = 1;
       break;
     }
@@ -324,18 +324,18 @@ int run_participant(Kind kind, const SimOptions& options) {
       if (stats.requests != requests_at_last_line || reports.failed != failed_at_last_line) {
         requests_at_last_line = stats.requests;
         failed_at_last_line = reports.failed;
-        std::fprintf(stderr, "%s\n", line().c_str());
+        simkafka::say(log::Level::kInfo, "%s", line().c_str());
       }
     }
   }
 
   // Replies already handed to librdkafka go out before the group is left.
   if (producer->flush(5'000) != RdKafka::ERR_NO_ERROR) {
-    std::fprintf(stderr, "%s: %d replies still unsent at exit\n", who.c_str(),
+    simkafka::say(log::Level::kWarn, "%s: %d replies still unsent at exit", who.c_str(),
                  producer->outq_len());
   }
   close_within(clients, std::chrono::seconds(5));
-  if (!options.quiet) std::fprintf(stderr, "%s (stopped)\n", line().c_str());
+  if (!options.quiet) simkafka::say(log::Level::kInfo, "%s (stopped)", line().c_str());
   return exit_code;
 }
 

@@ -4,7 +4,8 @@
 usage: serve_checks.py FFE_BIN REPO_ROOT MODE
   dashboard  every ffe_* metric the Grafana dashboard (compose/grafana/dashboards/ffe.json)
              queries is in the live /metrics scrape, and `promtool check metrics` passes on it
-  logs       with --log-format json every stderr line is a JSON object {ts,level,logger,msg};
+  logs       with --log-format json every stderr line is a JSON object {ts,level,logger,msg}
+             (ffe serve's, and those of ffe sim and ffe produce);
              a password in --analytics (postgresql://u:secret@...) appears in no output, text
              or JSON, while the (unreachable) URL itself is logged, masked
 Exit 0 when the checks pass; otherwise the reasons and exit 1.
@@ -194,13 +195,31 @@ def check_logs(work):
         records = [json.loads(l) for l in json_log_lines(run.stderr, f"ffe serve with {what}")]
         if not any(r["level"] == "error" and r["msg"].startswith("ffe serve: ") for r in records):
             fail(f"ffe serve with {what}: no JSON error line says why it stopped:\n{run.stderr}")
+    # The simulators and the producer write their own lines (adapters/sim): JSON too. Against
+    # a port where nothing listens, each says so (librdkafka's warnings) before it is stopped.
+    nowhere = f"127.0.0.1:{free_port()}"
+    sim = subprocess.Popen([FFE, "--log-format", "json", "sim", "payment", "--brokers", nowhere],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    time.sleep(2)
+    sim.send_signal(signal.SIGTERM)
+    _, sim_err = sim.communicate(timeout=30)
+    produce = subprocess.run([FFE, "--log-format", "json", "produce", "orders", "--brokers", nowhere, "--count", "3",
+                              "-X", "message.timeout.ms=1500"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if produce.returncode != 1:
+        fail(f"ffe produce against {nowhere} exited {produce.returncode}, not 1:\n{produce.stderr}")
+    for who, err_text, wanted in (("ffe --log-format json sim payment", sim_err, "answering"),
+                                  ("ffe --log-format json produce orders", produce.stderr, "not delivered")):
+        records = [json.loads(l) for l in json_log_lines(err_text, who)]
+        if not any(wanted in r["msg"] for r in records) or not any(r["level"] == "warn" for r in records):
+            fail(f"{who}: expected an info line with '{wanted}' and a warning among its JSON lines:\n{err_text}")
     for fmt, (out, err) in runs.items():
         if "secret" in out or "secret" in err:
             fail(f"the analytics password appears in the {fmt} output:\n{out}\n{err}")
         if f"127.0.0.1:{port}" not in out + err:
             fail(f"the {fmt} run never mentions the analytics URL, so the check above proves nothing:\n{err}")
     print(f"logs: {len(lines)} JSON lines parse as {{ts,level,logger,msg}}, and so do those of a start that "
-          "fails and of a usage error; the analytics password appears in neither the JSON nor the text run "
+          "fails, of a usage error and of `ffe sim` and `ffe produce`; the analytics password appears in neither the JSON nor the text run "
           "(the URL is logged masked)")
 
 
