@@ -44,6 +44,13 @@ CompactOutcome compact_shard(storage::Journal& journal, ShardId shard, Revision 
     if (auto compacted = journal.compacted_revision(shard); compacted.is_ok()) outcome.compacted_revision = *compacted;
     return outcome;
   }
+  // At or below the compacted revision nothing more is dropped, whatever the cursors say:
+  // the same revision again is a no-op, one below it kCompacted.
+  if (auto compacted = journal.compacted_revision(shard); !compacted.is_ok() || revision <= *compacted) {
+    outcome.status = compacted.is_ok() ? journal.compact(shard, revision) : compacted.status();
+    if (auto after = journal.compacted_revision(shard); after.is_ok()) outcome.compacted_revision = *after;
+    return outcome;
+  }
   auto floor = cursor_floor(journal, shard);
   if (!floor.is_ok()) {
     outcome.status = floor.status();

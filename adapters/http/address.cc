@@ -36,11 +36,11 @@ storage::Result<HostPort> parse_address(std::string_view address) {
                     c == '.' || c == '-' || c == ':' || c == '_';
     if (!ok) return bad("the host has a character that is not allowed");
   }
-  if (port_text.empty() || port_text.size() > 5) return bad("the port must be 0..65535");
-  unsigned port = 0;
+  if (port_text.find('/') != std::string_view::npos) return bad("a path is not part of the address");
+  unsigned long port = 0;
   const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (error != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return bad("the port must be 0..65535");
+  if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    return bad("the port must be a number 0..65535");
   }
   HostPort result;
   result.host = host.empty() ? "127.0.0.1" : std::string(host);

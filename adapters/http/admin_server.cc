@@ -39,8 +39,12 @@ using storage::Status;
 using storage::StatusCode;
 
 // Worker threads answering requests: the admin API is for operators, tools and scrapers,
-// not for traffic; four keep a slow digest from blocking a scrape.
-constexpr std::size_t kWorkers = 4;
+// not for traffic. cpp-httplib gives a connection a worker from its first byte to its last
+// and times out each read (5 s), not the request: a client that trickles its request, or
+// sends half of one and stops, holds a worker that long, and with every worker held even
+// /healthz waits. Sixteen (idle threads cost little) keep a few such clients, two following
+// watches and a slow digest from starving a liveness probe or a scrape.
+constexpr std::size_t kWorkers = 16;
 constexpr std::size_t kPayloadMaxBytes = 64 * 1024;  // GETs and a body-less POST
 constexpr std::string_view kJson = "application/json";
 
@@ -204,8 +208,12 @@ json sku_json(const sku::State& sku, ShardId shard, Revision mod_revision, Revis
 
 class AdminServer::Impl {
  public:
-  Impl(runtime::Runtime& runtime, metrics::Registry& registry, std::function<bool()> ready)
-      : runtime_(runtime), registry_(registry), ready_(std::move(ready)) {}
+  Impl(metrics::Registry& registry, std::function<bool()> ready) : registry_(registry), ready_(std::move(ready)) {}
+
+  // The runtime the routes read, once attached (the routes that need it answer 503 before).
+  runtime::Runtime& runtime() const { return *runtime_.load(std::memory_order_acquire); }
+  // Sends 503 and returns true while no runtime is attached (ffe serve is still recovering).
+  bool starting(httplib::Response& response) const;
 
   void install_routes();
   Reply entity(std::string_view kind, const std::string& id, const httplib::Request& request) const;
@@ -215,7 +223,7 @@ class AdminServer::Impl {
   void watch(const httplib::Request& request, httplib::Response& response);
   std::variant<ShardId, Reply> parse_shard(const std::string& text) const;
 
-  runtime::Runtime& runtime_;
+  std::atomic<runtime::Runtime*> runtime_{nullptr};
   metrics::Registry& registry_;
   std::function<bool()> ready_;
   httplib::Server server_;
@@ -233,6 +241,17 @@ void send(httplib::Response& response, const Reply& reply) {
   response.status = reply.status;
   response.set_content(reply.body, reply.content_type.c_str());
 }
+
+}  // namespace
+
+bool AdminServer::Impl::starting(httplib::Response& response) const {
+  if (runtime_.load(std::memory_order_acquire) != nullptr) return false;
+  send(response, error_reply(503, "ffe is starting: the journal is being recovered; /readyz answers 200 when it is done"));
+  response.set_header("Retry-After", "1");
+  return true;
+}
+
+namespace {
 
 // Whether the request's raw target (before cpp-httplib decoded it) has a '/' after `prefix`:
 // then it names a deeper path, which does not exist; a '/' that came from %2F is part of an
@@ -267,8 +286,8 @@ Reply AdminServer::Impl::entity(std::string_view kind, const std::string& id,
   if (auto* reply = std::get_if<Reply>(&revision_param)) return *reply;
   const std::optional<Revision> asked = std::get<std::optional<Revision>>(revision_param);
 
-  const storage::Journal& journal = runtime_.journal();
-  const ShardId shard = runtime_.shard_of(id);
+  const storage::Journal& journal = runtime().journal();
+  const ShardId shard = runtime().shard_of(id);
   Revision as_of = 0;
   if (asked) {
     as_of = *asked;
@@ -312,9 +331,9 @@ Reply AdminServer::Impl::entity(std::string_view kind, const std::string& id,
 
 // GET /v1/shards: every shard's current revision, compacted revision and live digest.
 Reply AdminServer::Impl::shards() const {
-  const storage::Journal& journal = runtime_.journal();
+  const storage::Journal& journal = runtime().journal();
   json body = json::array();
-  for (std::uint32_t i = 0; i < runtime_.shard_count(); ++i) {
+  for (std::uint32_t i = 0; i < runtime().shard_count(); ++i) {
     const ShardId shard{i};
     auto revision = journal.revision(shard);
     if (!revision.is_ok()) return storage_error(revision.status(), journal, shard);
@@ -340,9 +359,9 @@ std::variant<ShardId, Reply> AdminServer::Impl::parse_shard(const std::string& t
     return error_reply(400, "shard: must be a non-negative integer (got " + events::quote(text) + ")");
   }
   const bool past_2_32 = error != std::errc() || end != text.data() + text.size();  // no such shard either
-  if (past_2_32 || index >= runtime_.shard_count()) {
+  if (past_2_32 || index >= runtime().shard_count()) {
     return error_reply(404, "shard " + (past_2_32 ? text : std::to_string(index)) + " not found (shards: 0.." +
-                                std::to_string(runtime_.shard_count() - 1) + ")");
+                                std::to_string(runtime().shard_count() - 1) + ")");
   }
   return ShardId{index};
 }
@@ -360,7 +379,7 @@ Reply AdminServer::Impl::compact(const std::string& text, const httplib::Request
   if (!revision) return error_reply(400, "revision: required (compact below which revision?)");
   auto force = parse_flag(request, "force");
   if (auto* reply = std::get_if<Reply>(&force)) return *reply;
-  storage::Journal& journal = runtime_.journal();
+  storage::Journal& journal = runtime().journal();
   const runtime::CompactOutcome outcome = runtime::compact_shard(journal, shard, *revision, std::get<bool>(force));
   if (!outcome.status.is_ok()) {
     if (outcome.status.code() == StatusCode::kInvalidArgument && outcome.blocked_by) {
@@ -460,10 +479,10 @@ void AdminServer::Impl::watch(const httplib::Request& request, httplib::Response
       return send(response, error_reply(400, "shard: required unless prefix names an entity (order/<id> or "
                                              "sku/<sku>); prefix " + events::quote(prefix) + " spans every shard"));
     }
-    shard = runtime_.shard_of(id);
+    shard = runtime().shard_of(id);
   }
 
-  const storage::Journal& journal = runtime_.journal();
+  const storage::Journal& journal = runtime().journal();
   const Revision from = std::max<Revision>(*std::get<std::optional<std::uint64_t>>(from_param), 1);
   auto cursor = journal.watch(shard, prefix, from);
   if (!cursor.is_ok()) return send(response, storage_error(cursor.status(), journal, shard));
@@ -560,7 +579,7 @@ Reply AdminServer::Impl::shard(const std::string& text, const httplib::Request& 
   if (auto* reply = std::get_if<Reply>(&revision_param)) return *reply;
   const std::optional<Revision> asked = std::get<std::optional<Revision>>(revision_param);
 
-  const storage::Journal& journal = runtime_.journal();
+  const storage::Journal& journal = runtime().journal();
   const ShardId shard{index};
   Revision revision = 0;
   if (asked) {
@@ -596,30 +615,36 @@ void AdminServer::Impl::install_routes() {
   });
 
   server_.Get(kOrderRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    if (starting(response)) return;
     if (raw_path_goes_deeper(request, "/v1/orders/")) return send(response, no_such_path(request));
     send(response, entity("order", request.matches[1].str(), request));
   });
   server_.Get(kSkuRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    if (starting(response)) return;
     if (raw_path_goes_deeper(request, "/v1/skus/")) return send(response, no_such_path(request));
     send(response, entity("sku", request.matches[1].str(), request));
   });
   server_.Get(kShardsRoute, [this](const httplib::Request&, httplib::Response& response) {
+    if (starting(response)) return;
     send(response, shards());
   });
   server_.Get(kShardRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    if (starting(response)) return;
     send(response, shard(request.matches[1].str(), request));
   });
   server_.Get(kWatchRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    if (starting(response)) return;
     watch(request, response);
   });
   server_.Post(kCompactRoute, [this](const httplib::Request& request, httplib::Response& response) {
+    if (starting(response)) return;
     send(response, compact(request.matches[1].str(), request));
   });
   server_.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
     send(response, Reply{200, "ok\n", "text/plain; charset=utf-8"});
   });
   server_.Get("/readyz", [this](const httplib::Request&, httplib::Response& response) {
-    const bool ready = !ready_ || ready_();
+    const bool ready = runtime_.load(std::memory_order_acquire) != nullptr && (!ready_ || ready_());
     send(response, ready ? Reply{200, "ready\n", "text/plain; charset=utf-8"}
                          : Reply{503, "not ready\n", "text/plain; charset=utf-8"});
   });
@@ -658,7 +683,7 @@ void AdminServer::Impl::install_routes() {
         }
         std::smatch compact_route;
         if (request.method == "POST" && std::regex_match(request.path, compact_route, std::regex(kCompactRoute))) {
-          send(response, compact(compact_route[1].str(), request));
+          if (!starting(response)) send(response, compact(compact_route[1].str(), request));
         } else {
           method_not_allowed(request, response);
         }
@@ -697,9 +722,18 @@ storage::Result<std::unique_ptr<AdminServer>> AdminServer::start(std::string add
                                                                   runtime::Runtime& runtime,
                                                                   metrics::Registry& registry,
                                                                   std::function<bool()> ready) {
+  auto server = start(std::move(address), registry, std::move(ready));
+  if (server.is_ok()) (*server)->attach(runtime);
+  return server;
+}
+
+void AdminServer::attach(runtime::Runtime& runtime) { impl_->runtime_.store(&runtime, std::memory_order_release); }
+
+storage::Result<std::unique_ptr<AdminServer>> AdminServer::start(std::string address, metrics::Registry& registry,
+                                                                  std::function<bool()> ready) {
   auto parsed = parse_address(address);
   if (!parsed.is_ok()) return parsed.status();
-  auto impl = std::make_unique<Impl>(runtime, registry, std::move(ready));
+  auto impl = std::make_unique<Impl>(registry, std::move(ready));
   impl->install_routes();
 
   errno = 0;

@@ -42,6 +42,15 @@ class AdminServer {
                                                               runtime::Runtime& runtime,
                                                               metrics::Registry& registry,
                                                               std::function<bool()> ready);
+
+  // The same, before the runtime exists (`ffe serve` binds first, so a port in use fails the
+  // start before the data dir is touched, and /healthz answers during recovery): /healthz
+  // and /metrics are served at once, /readyz is 503 and every other route 503 with
+  // Retry-After until attach().
+  static storage::Result<std::unique_ptr<AdminServer>> start(std::string address, metrics::Registry& registry,
+                                                              std::function<bool()> ready);
+  // Serves `runtime` from now on (once; it must outlive the server or its stop()).
+  void attach(runtime::Runtime& runtime);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

@@ -20,7 +20,9 @@ std::string describe(httplib::Error error) {
     case httplib::Error::Connection:
       return "cannot connect (is ffe serve running with its admin HTTP on this address? --http)";
     case httplib::Error::ConnectionTimeout: return "the connection timed out";
-    case httplib::Error::Read: return "no HTTP answer (is this ffe's admin HTTP address?)";
+    case httplib::Error::Read:
+      return "no complete HTTP answer in time (the server is stalled or busy, or this is not ffe's admin HTTP "
+             "address)";
     case httplib::Error::Write: return "the request could not be sent";
     default: return "HTTP error " + httplib::to_string(error);
   }
@@ -49,6 +51,24 @@ storage::Result<Response> send_request(std::string_view address, const char* met
 }
 
 }  // namespace
+
+std::optional<std::string> not_ffe(const Response& response, std::string_view expected_type) {
+  const std::string_view type = std::string_view(response.content_type).substr(0, response.content_type.find(';'));
+  const bool json_error = response.status != 200 && type == "application/json";
+  if (type != expected_type && !json_error) {
+    std::string seen = response.content_type.empty() ? "no Content-Type" : "Content-Type " + response.content_type;
+    return "the answer (HTTP " + std::to_string(response.status) + ", " + seen +
+           ") is not from ffe's admin API: is --http the address of ffe serve's admin HTTP?";
+  }
+  if (type == "application/json") {
+    const auto parsed = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_object() || (response.status != 200 && !parsed.contains("error"))) {
+      return "the answer (HTTP " + std::to_string(response.status) +
+             ") is not a JSON object as ffe's admin API sends: is --http the address of ffe serve's admin HTTP?";
+    }
+  }
+  return std::nullopt;
+}
 
 storage::Result<Response> get(std::string_view address, const std::string& target,
                               std::chrono::milliseconds timeout) {
@@ -86,6 +106,8 @@ std::string encode_path_segment(std::string_view segment) {
 
 namespace {
 
+constexpr std::string_view kJsonType = "application/json";
+
 // The answer of a one-request command: a 200 body on stdout (exit 0), else the server's
 // message and status on stderr with the exit code `failure_exit` gives for the status; no
 // answer at all: exit 2.
@@ -94,6 +116,10 @@ CliOutcome command_outcome(const char* command, const storage::Result<Response>&
   CliOutcome outcome;
   if (!response.is_ok()) {
     outcome.err = std::string("ffe ") + command + ": " + response.status().message() + "\n";
+    return outcome;
+  }
+  if (auto foreign = not_ffe(*response, kJsonType)) {
+    outcome.err = std::string("ffe ") + command + ": " + *foreign + "\n";
     return outcome;
   }
   if (response->status == 200) {
@@ -135,15 +161,13 @@ storage::Result<Response> post(std::string_view address, const std::string& targ
 }
 
 storage::Status get_lines(std::string_view address, const std::string& target,
-                          const std::function<bool(std::string_view line)>& on_line, Response& response) {
+                          const std::function<bool(std::string_view line)>& on_line, Response& response,
+                          std::chrono::milliseconds read_timeout) {
   auto parsed = parse_address(address);
   if (!parsed.is_ok()) return parsed.status();
   httplib::Client client(parsed->host, parsed->port);
   client.set_connection_timeout(std::chrono::seconds(10));
-  // A following watch may see nothing for a long time; the server polls every 200 ms and
-  // ends the stream when it stops, so no read timeout is needed to notice a dead server
-  // beyond TCP's own. A day bounds a wedged connection.
-  client.set_read_timeout(std::chrono::hours(24));
+  client.set_read_timeout(read_timeout);
   client.set_keep_alive(false);
   std::string pending;
   bool stopped = false;
@@ -183,6 +207,7 @@ storage::Status get_lines(std::string_view address, const std::string& target,
 namespace {
 
 using json = nlohmann::ordered_json;
+constexpr std::string_view kNdjsonType = "application/x-ndjson";
 
 std::string with_status(const Response& response) {
   return error_message(response) + " (HTTP " + std::to_string(response.status) + ")";
@@ -209,14 +234,28 @@ ConfirmOutcome confirm_order(std::string_view order_id, std::string_view address
     outcome.err = who + now.status().message() + "\n";
     return outcome;
   }
+  if (auto foreign = not_ffe(*now, kJsonType)) {
+    outcome.err = who + *foreign + "\n";
+    return outcome;
+  }
   if (now->status != 200) {
     outcome.exit_code = now->status == 404 ? 1 : 2;
     outcome.err = who + with_status(*now) + "\n";
     return outcome;
   }
   const json current = json::parse(now->body, nullptr, /*allow_exceptions=*/false);
-  if (!current.is_object() || !current.contains("terminal") || !current.contains("state")) {
-    outcome.err = who + "the server's answer is not an order: " + now->body + "\n";
+  auto is = [&](const char* field, json::value_t type) {
+    if (!current.is_object() || !current.contains(field)) return false;
+    const json::value_t have = current[field].type();
+    return have == type || (type == json::value_t::number_unsigned && have == json::value_t::number_integer &&
+                            current[field].get<std::int64_t>() >= 0);
+  };
+  const bool order_like = is("orderId", json::value_t::string) && current["orderId"] == std::string(order_id) &&
+                          is("terminal", json::value_t::boolean) && is("state", json::value_t::string) &&
+                          is("shard", json::value_t::number_unsigned) && is("asOf", json::value_t::number_unsigned) &&
+                          (!current["terminal"].get<bool>() || is("terminalRevision", json::value_t::number_unsigned));
+  if (auto foreign = not_ffe(*now, kJsonType); foreign || !order_like) {
+    outcome.err = who + (foreign ? *foreign : "the server's answer is not the order: " + now->body) + "\n";
     return outcome;
   }
   if (!current["terminal"].get<bool>()) {
@@ -233,7 +272,7 @@ ConfirmOutcome confirm_order(std::string_view order_id, std::string_view address
     // The terminal revision was compacted: the compacted revision is the oldest readable,
     // and a terminal order's state there is its terminal state, with R as its revision.
     const json body = json::parse(then->body, nullptr, false);
-    if (!body.is_object() || !body.contains("compactedRevision")) {
+    if (!body.is_object() || !body.contains("compactedRevision") || !body["compactedRevision"].is_number_unsigned()) {
       outcome.err = who + with_status(*then) + "\n";
       return outcome;
     }
@@ -242,6 +281,10 @@ ConfirmOutcome confirm_order(std::string_view order_id, std::string_view address
   }
   if (!then.is_ok()) {
     outcome.err = who + then.status().message() + "\n";
+    return outcome;
+  }
+  if (auto foreign = not_ffe(*then, kJsonType)) {
+    outcome.err = who + *foreign + "\n";
     return outcome;
   }
   if (then->status != 200) {
@@ -286,7 +329,19 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
   int exit_code = 0;
   std::string end_message;
   std::string last_line;
+  // A following stream may carry nothing for as long as nothing changes (a day bounds a wedged
+  // connection); a one-shot stream is a read like any other: the server sends each revision
+  // as it scans, and a minute without a byte means it, or the connection, is stuck.
+  const std::chrono::milliseconds read_timeout =
+      args.read_timeout.count() > 0 ? args.read_timeout
+      : args.follow                 ? std::chrono::milliseconds(std::chrono::hours(24))
+                                    : std::chrono::milliseconds(std::chrono::seconds(60));
+  bool foreign = false;
   const Status status = get_lines(args.address, target, [&](std::string_view line) {
+    if (!foreign && response.status == 200 && not_ffe(response, kNdjsonType)) {
+      foreign = true;
+      return false;
+    }
     // A stream that compaction overtook, or that the server's stop cut short, ends with an
     // error line instead of an event.
     if (line.starts_with("{\"error\"")) {
@@ -306,7 +361,11 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
     last_line = line;
     out(line);
     return true;
-  }, response);
+  }, response, read_timeout);
+  if (auto why = not_ffe(response, kNdjsonType); why && (foreign || response.status != 0)) {
+    err("ffe watch: " + *why);
+    return 2;
+  }
   if (!status.is_ok()) {
     std::string message = "ffe watch: " + status.message();
     if (response.status == 200) {

@@ -33,9 +33,17 @@ storage::Result<Response> post(std::string_view address, const std::string& targ
 // GET a streamed answer: `on_line` gets each complete line (without its newline) as it
 // arrives while the status is 200, and may return false to stop. `response` receives the
 // status and, for anything but 200, the body. Not OK only when no answer came (as get()).
-// No read timeout: a following stream may wait as long as it likes.
+// `read_timeout`: the longest wait for the next bytes (a following stream may see nothing for
+// as long as nothing changes).
 storage::Status get_lines(std::string_view address, const std::string& target,
-                          const std::function<bool(std::string_view line)>& on_line, Response& response);
+                          const std::function<bool(std::string_view line)>& on_line, Response& response,
+                          std::chrono::milliseconds read_timeout);
+
+// Why `response` did not come from ffe's admin API, or nullopt when it did: ffe answers every
+// route with `expected_type` (application/json, or application/x-ndjson for a watch stream)
+// on success and with a JSON object {"error": ...} otherwise. Another server on the --http
+// address (a 404 page, a 200 from a proxy) must not read as "not found" or as success.
+std::optional<std::string> not_ffe(const Response& response, std::string_view expected_type);
 
 // The "error" field of a JSON error body, or the body itself (trimmed) if it has none.
 std::string error_message(const Response& response);
@@ -86,6 +94,9 @@ struct WatchArgs {
   bool follow = false;
   std::uint64_t limit = 0;
   std::string address;
+  // The longest wait for the next bytes; 0: a day with follow, a minute without (the server
+  // sends each revision as it scans).
+  std::chrono::milliseconds read_timeout{0};
 };
 int watch(const WatchArgs& args, const std::function<void(std::string_view line)>& out,
           const std::function<void(std::string_view message)>& err);

@@ -62,6 +62,7 @@ class Server::Impl {
   std::unique_ptr<runtime::Runtime> runtime_;
   std::unique_ptr<kafka::Ingress> ingress_;
   std::unique_ptr<kafka::EventsPublisher> events_;
+  std::atomic<bool> ready_{false};  // /readyz: the start is done (read by http_'s workers)
   std::unique_ptr<metrics::Registry> registry_;
   // Outlives the runtime that reports to it; the registry outlives both.
   std::unique_ptr<metrics::RuntimeObserver> observer_;
@@ -113,8 +114,16 @@ Status Server::check_options(const ServeOptions& options) {
 }
 
 Status Server::Impl::start() {
-  // 0. What can be refused before anything starts.
+  // 0. What can be refused before anything starts, and the admin HTTP address: a port in use
+  // fails the start before the data dir is made, and /healthz answers while the journal
+  // recovers (/readyz and the reads answer 503 until the start is done).
   if (Status status = Server::check_options(options_); !status) return status;
+  registry_ = std::make_unique<metrics::Registry>();
+  if (!options_.http.empty()) {
+    auto server = http::AdminServer::start(options_.http, *registry_, [this] { return ready_.load(); });
+    if (!server) return with_context(server.status(), "starting the admin HTTP server on " + options_.http);
+    http_ = std::move(*server);
+  }
   // 1. The cluster.
   if (options_.brokers.empty()) {
     auto broker = kafka::EmbeddedBroker::start();
@@ -158,7 +167,6 @@ Status Server::Impl::start() {
   if (options_.max_live > 0) runtime_options.max_live_entities = options_.max_live;
   runtime_options.worker_naps = options_.worker_naps;
   runtime_options.order_policy = options_.order_policy;
-  registry_ = std::make_unique<metrics::Registry>();
   observer_ = std::make_unique<metrics::RuntimeObserver>(*registry_);
   runtime_options.observer = observer_.get();
   if (options_.tune_runtime) options_.tune_runtime(runtime_options);
@@ -217,11 +225,8 @@ Status Server::Impl::start() {
   runtime_metrics_ = metrics::register_runtime_metrics(*registry_, *runtime_);
   register_kafka_metrics();
   if (cdc_) cdc_metrics_ = cdc::register_cdc_metrics(*registry_, *cdc_);
-  if (!options_.http.empty()) {
-    auto server = http::AdminServer::start(options_.http, *runtime_, *registry_, [] { return true; });
-    if (!server) return with_context(server.status(), "starting the admin HTTP server on " + options_.http);
-    http_ = std::move(*server);
-  }
+  if (http_) http_->attach(*runtime_);
+  ready_.store(true);
 
   say(options_.out, "ffe: ready: " + std::to_string(shards) + " shards, data dir " + options_.data_dir + ", brokers " +
                         bootstrap_ + ", topics " + options_.topic_prefix + "*, wire " +
@@ -334,6 +339,7 @@ void Server::Impl::drain_outbox(std::chrono::milliseconds timeout) {
 void Server::Impl::stop() {
   if (stopped_) return;
   stopped_ = true;
+  ready_.store(false);  // /readyz says 503 while it drains
   // Nothing new comes in; what was handed over is acknowledged and its position recorded.
   if (ingress_) ingress_->stop();
   if (runtime_) {

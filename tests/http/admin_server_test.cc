@@ -42,6 +42,41 @@ TEST_F(AdminServerTest, HealthzIsAlwaysOkAndReadyzFollowsTheReadyCallback) {
   EXPECT_EQ(get("/healthz").status, 200);
 }
 
+// `ffe serve` binds before the journal recovers: /healthz answers, /readyz and every read are
+// 503 (with Retry-After) until the runtime is attached, then served.
+TEST_F(AdminServerTest, BeforeTheRuntimeIsAttachedHealthzAnswersAndEverythingElseIs503) {
+  metrics::Registry registry;
+  auto early = AdminServer::start("127.0.0.1:0", registry, [] { return true; });
+  ASSERT_TRUE(early.is_ok()) << early.status().to_string();
+  httplib::Client client("127.0.0.1", (*early)->port());
+  client.set_read_timeout(std::chrono::seconds(30));
+  auto status_of = [&](const std::string& target) {
+    auto result = client.Get(target);
+    return result ? result->status : -1;
+  };
+  EXPECT_EQ(status_of("/healthz"), 200);
+  EXPECT_EQ(status_of("/metrics"), 200);
+  EXPECT_EQ(status_of("/readyz"), 503);
+  for (const char* target : {"/v1/orders/o-1", "/v1/skus/sku-1", "/v1/shards", "/v1/shards/0",
+                             "/v1/watch?prefix=order/o-1&fromRevision=1"}) {
+    auto result = client.Get(target);
+    ASSERT_TRUE(result) << target;
+    EXPECT_EQ(result->status, 503) << target << ": " << result->body;
+    EXPECT_EQ(result->get_header_value("Retry-After"), "1") << target;
+    EXPECT_NE(result->body.find("ffe is starting"), std::string::npos) << result->body;
+  }
+  auto compact = client.Post("/v1/shards/0/compact?revision=1");
+  ASSERT_TRUE(compact);
+  EXPECT_EQ(compact->status, 503);
+
+  ack_of(receive_stock("sku-1", 10, "r-1"));
+  (*early)->attach(*runtime_);
+  EXPECT_EQ(status_of("/readyz"), 200);
+  EXPECT_EQ(status_of("/v1/skus/sku-1"), 200);
+  EXPECT_EQ(status_of("/v1/shards"), 200);
+  EXPECT_EQ(status_of("/v1/orders/o-1"), 404);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Orders.
 
@@ -605,6 +640,14 @@ TEST(HttpAddress, ParsesHostPortForms) {
   for (const char* bad : {"", "8080", "host:", "host:65536", "host:-1", "host:8o", "::1:80", "a b:1", "[::1:80"}) {
     EXPECT_FALSE(parse_address(bad).is_ok()) << bad;
   }
+  // Leading zeros are the number (as every integer flag takes them); a path is named as such.
+  auto zeros = parse_address("127.0.0.1:008080");
+  ASSERT_TRUE(zeros.is_ok());
+  EXPECT_EQ(zeros->port, 8080);
+  auto path = parse_address("127.0.0.1:8080/v1");
+  ASSERT_FALSE(path.is_ok());
+  EXPECT_NE(path.status().message().find("a path is not part of the address"), std::string::npos)
+      << path.status().message();
   // Another scheme is named as such (it was refused as an IPv6 host without brackets).
   auto tls = parse_address("https://127.0.0.1:8080");
   ASSERT_FALSE(tls.is_ok());

@@ -2,12 +2,20 @@
 // against an AdminServer this fixture started, checking stdout, stderr and the exit codes
 // (0 found, 1 not found, 2 anything else with the server's message).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <httplib.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <thread>
 
+#include "adapters/http/client.h"
 #include "tests/http/admin_fixture.h"
 
 namespace ffe::http::testing {
@@ -178,6 +186,78 @@ TEST_F(CliGetTest, WatchPrintsChangesAndNamesTheCompactedRevision) {
   CliRun spanning = ffe("watch sku/ --from-revision 1" + http());
   EXPECT_EQ(spanning.exit_code, 2);
   EXPECT_NE(spanning.err.find("shard: required"), std::string::npos) << spanning.err;
+}
+
+// Another server on the --http address (a 404 page, a 200 from something that is not ffe, a
+// JSON body without an order's fields) is named as such, exit 2: never "not found", never a
+// success, never an abort.
+TEST_F(CliGetTest, AnAnswerThatIsNotFfesIsNamedAsSuchNeverReadAsNotFoundOrSuccess) {
+  httplib::Server other;
+  other.Get("/v1/orders/o-404", [](const httplib::Request&, httplib::Response& response) {
+    response.status = 404;
+    response.set_content("<html><body>Not Found</body></html>", "text/html");
+  });
+  other.Get("/v1/orders/o-html", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("<html>hi</html>", "text/html");
+  });
+  other.Get("/v1/orders/o-empty", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("{}", "application/json");
+  });
+  other.Get("/v1/orders/o-partial", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(R"({"terminal":true,"state":"FULFILLED"})", "application/json");
+  });
+  other.Get("/v1/orders/o-types", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(R"({"orderId":"o-types","terminal":"yes","state":5,"shard":0,"asOf":3})", "application/json");
+  });
+  other.Get("/v1/watch", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("<html>hi</html>\n", "text/html");
+  });
+  other.Post("/v1/shards/0/compact", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("<html>hi</html>", "text/html");
+  });
+  const int port = other.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread listener([&] { other.listen_after_bind(); });
+  while (!other.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const std::string address = " --http 127.0.0.1:" + std::to_string(port);
+
+  for (const char* args : {"get order o-404", "get order o-html", "confirm o-404", "confirm o-html", "confirm o-empty",
+                           "confirm o-partial", "confirm o-types", "compact --shard 0 --revision 1",
+                           "watch order/o-1 --from-revision 1"}) {
+    CliRun run = ffe(std::string(args) + address);
+    EXPECT_EQ(run.exit_code, 2) << args << ": " << run.out << run.err;
+    EXPECT_EQ(run.out, "") << args;
+    EXPECT_TRUE(run.err.find("not from ffe's admin API") != std::string::npos ||
+                run.err.find("is not the order") != std::string::npos)
+        << args << ": " << run.err;
+  }
+  other.stop();
+  listener.join();
+}
+
+// A one-shot watch is a read like any other: a server that takes the connection and never
+// answers is given up on after the read timeout (a following watch waits as long as it likes).
+TEST_F(CliGetTest, AOneShotWatchGivesUpOnAServerThatNeverAnswers) {
+  const int listening = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listening, 0);
+  sockaddr_in bound{};
+  bound.sin_family = AF_INET;
+  bound.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listening, reinterpret_cast<sockaddr*>(&bound), sizeof bound), 0);
+  ASSERT_EQ(::listen(listening, 8), 0);  // the kernel completes the handshake; nobody reads
+  socklen_t length = sizeof bound;
+  ASSERT_EQ(::getsockname(listening, reinterpret_cast<sockaddr*>(&bound), &length), 0);
+
+  WatchArgs args;
+  args.prefix = "order/o-1";
+  args.from_revision = 1;
+  args.address = "127.0.0.1:" + std::to_string(ntohs(bound.sin_port));
+  args.read_timeout = std::chrono::milliseconds(500);
+  std::string messages;
+  const int code = http::watch(args, [](std::string_view) {}, [&](std::string_view message) { messages += message; });
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(messages.find("no complete HTTP answer in time"), std::string::npos) << messages;
+  ::close(listening);
 }
 
 TEST_F(CliGetTest, RejectsABadKind) {

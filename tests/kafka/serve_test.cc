@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -893,6 +894,26 @@ TEST_F(ServeTest, ABrokerThatDoesNotAnswerIsNamedAtTheFirstRequest) {
   ASSERT_FALSE(server);
   const std::string message = server.status().to_string();
   EXPECT_NE(message.find("no broker answered at 127.0.0.1:1"), std::string::npos) << message;
+}
+
+// The admin HTTP address is bound first: a port in use fails the start before the data dir
+// is made (so a retry may still choose its shard count), and never after the ingress began.
+TEST_F(ServeTest, AnAdminPortInUseFailsTheStartBeforeTheDataDirIsMade) {
+  auto first = start_server([&](serve::ServeOptions& options) {
+    options.http = "127.0.0.1:0";
+    options.data_dir = dir_.sub("first");
+  });
+  ASSERT_TRUE(first);
+  const std::string taken = first->http_address();
+  ASSERT_FALSE(taken.empty());
+  serve::ServeOptions options = serve_options();
+  options.http = taken;
+  options.data_dir = dir_.sub("second");
+  auto second = serve::Server::start(options);
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.status().message().find("starting the admin HTTP server on " + taken), std::string::npos)
+      << second.status().to_string();
+  EXPECT_FALSE(std::filesystem::exists(dir_.sub("second"))) << "the data dir was made before the port was bound";
 }
 
 TEST_F(ServeTest, AnExistingDataDirWithAnotherShardCountIsRefusedClearly) {
