@@ -179,6 +179,7 @@ Status CdcPipeline::start() {
   }
   if (sink_ && !begin_backfill()) return Status(StatusCode::kIoError, "marking the backfill in the journal failed");
   stop_.store(false);
+  finished_.store(false);
   thread_ = std::thread([this] { run(); });
   return Status::ok();
 }
@@ -227,7 +228,10 @@ bool CdcPipeline::ensure_sink() {
     spdlog::warn("cdc: {}; retrying (the engine goes on, the lag grows)", message);
     return false;
   }
-  sink_ = std::move(*sink);
+  {
+    std::lock_guard lock(sink_mutex_);
+    sink_ = std::move(*sink);
+  }
   sink_description_ = sink_->describe();
   migration_ = std::move(migration);
   spdlog::info("cdc: {} is reachable; CDC starts", sink_description_);
@@ -237,7 +241,22 @@ bool CdcPipeline::ensure_sink() {
 void CdcPipeline::stop() {
   stop_.store(true);
   progressed_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  // A round in progress finishes (milliseconds). One held by a database that does not answer
+  // (a lock wait, a stopped server) is broken off: its transaction is rolled back by the
+  // server, its checkpoint not moved, and the next start applies it again.
+  const auto patience = std::chrono::steady_clock::now() + kStopPatience;
+  while (!finished_.load() && std::chrono::steady_clock::now() < patience) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!finished_.load()) {
+    spdlog::warn("cdc: {} has not answered for {} ms; breaking the connection off to stop (the round in progress is "
+                 "applied again at the next start)",
+                 sink_description_, kStopPatience.count());
+    std::lock_guard lock(sink_mutex_);
+    if (sink_) sink_->interrupt();
+  }
+  thread_.join();
 }
 
 std::int64_t CdcPipeline::now_ms() const { return options_.clock ? options_.clock() : system_ms(); }
@@ -321,6 +340,7 @@ void CdcPipeline::run() {
     }
   }
   if (sink_) store_cursors(true);
+  finished_.store(true);
 }
 
 bool CdcPipeline::ensure_checkpoints() {

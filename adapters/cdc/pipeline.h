@@ -185,6 +185,8 @@ class CdcPipeline {
   // The entity-state cache of a shard (ShardState::cache): find a state (moved to the young
   // generation; nullptr: not cached), put one in. The reference lives until the next put.
   static constexpr std::size_t kCachedEntities = 32'768;
+  // How long stop() lets a round in progress finish before it interrupts the sink.
+  static constexpr std::chrono::milliseconds kStopPatience{2000};
   CachedEntity* cache_find(ShardState& state, const std::string& key);
   CachedEntity& cache_put(ShardState& state, const std::string& key, CachedEntity entity);
   void store_cursors(bool wait);
@@ -192,7 +194,9 @@ class CdcPipeline {
   std::int64_t now_ms() const;
 
   storage::Journal& journal_;
-  std::unique_ptr<Sink> sink_;  // null until a lazy open succeeded
+  std::unique_ptr<Sink> sink_;  // null until a lazy open succeeded; set under sink_mutex_
+  std::mutex sink_mutex_;       // sink_'s assignment (the thread) against stop()'s interrupt
+  std::atomic<bool> finished_{false};  // run() returned
   std::string url_;             // for the lazy open
   Migration migration_;
   bool backfill_marked_ = false;  // begin_backfill() done

@@ -3,8 +3,14 @@
 // a kIoError naming the reason, and the connection is dropped so the next call connects
 // afresh (the server may have been restarted meanwhile).
 
+#include <sys/socket.h>
+
 #include <pqxx/pqxx>
 
+#include <cctype>
+#include <mutex>
+#include <string_view>
+#include <vector>
 #include <unordered_map>
 
 #include "adapters/cdc/sql_connection.h"
@@ -21,24 +27,102 @@ using storage::StatusCode;
 // connect_timeout; without it a black-holed host blocks the pipeline for minutes).
 constexpr int kConnectTimeoutS = 5;
 
+// A statement that waits longer than this (a lock held by someone else, a server too busy to
+// answer) fails, so CDC reports the stall (ffe_cdc_stalled, the error log) and retries
+// instead of waiting in silence. CDC's statements take milliseconds. A URL that sets its own
+// statement_timeout (options=-c statement_timeout=...) keeps it.
+constexpr int kStatementTimeoutMs = 30'000;
+
+// Whether a failure to connect is the URL's or the server's refusal (it will not heal by
+// itself: a malformed URL, a wrong password, a database or role that does not exist), as
+// opposed to a server that is down, starting or unreachable. By libpq's messages.
+bool refused_for_good(std::string_view what) {
+  for (std::string_view mark : {"invalid ", "end of string reached", "missing \"=\"", "unexpected spaces",
+                                "password authentication failed", "authentication failed for user", "does not exist",
+                                "no pg_hba.conf entry", "no password supplied", "permission denied"}) {
+    if (what.find(mark) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+// The password in a postgresql:// URL (user:PASSWORD@ or ?password=), raw and decoded, so an
+// error message that quotes it (libpq's "invalid percent-encoded token: ...") can be masked
+// where log::redact_url, which knows URLs, does not reach.
+std::vector<std::string> secrets_of(const std::string& url) {
+  std::vector<std::string> out;
+  const std::size_t scheme = url.find("://");
+  if (scheme != std::string::npos) {
+    const std::size_t start = scheme + 3;
+    const std::size_t end = url.find_first_of("/?", start);
+    const std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const std::size_t at = authority.rfind('@');
+    if (at != std::string::npos) {
+      const std::string userinfo = authority.substr(0, at);
+      if (const std::size_t colon = userinfo.find(':'); colon != std::string::npos) out.push_back(userinfo.substr(colon + 1));
+    }
+  }
+  if (const std::size_t at = url.find("password="); at != std::string::npos) {
+    const std::size_t start = at + 9;
+    const std::size_t amp = url.find('&', start);
+    out.push_back(url.substr(start, amp == std::string::npos ? std::string::npos : amp - start));
+  }
+  std::vector<std::string> all;
+  for (const std::string& secret : out) {
+    if (secret.size() < 3) continue;  // masking every "a" would garble the message, not hide it
+    all.push_back(secret);
+    std::string decoded;
+    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+    for (std::size_t i = 0; i < secret.size(); ++i) {
+      if (secret[i] == '%' && i + 2 < secret.size() && hex(secret[i + 1]) && hex(secret[i + 2])) {
+        decoded += static_cast<char>(std::stoi(secret.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+      } else {
+        decoded += secret[i];
+      }
+    }
+    if (decoded != secret && !decoded.empty()) all.push_back(decoded);
+  }
+  return all;
+}
+
 // PostgresConnection — owner: the SqlSink. Not thread-safe. Lifecycle: connects lazily on
 // the first call and again on the first call after any failure; `tx_` (when set) belongs to
 // `conn_` and is always destroyed first.
 class PostgresConnection final : public SqlConnection {
  public:
   explicit PostgresConnection(std::string url)
-      : url_(with_connect_timeout(url)), shown_(log::redact_url(url)) {}
+      : url_(with_connect_timeout(url)), shown_(log::redact_url(url)), secrets_(secrets_of(url)) {}
   ~PostgresConnection() override { drop(); }
 
   Status connect() {
     if (conn_) return Status::ok();
+    {
+      std::lock_guard lock(sock_mutex_);
+      if (interrupted_) return {StatusCode::kIoError, shown_ + ": interrupted (CDC is stopping)"};
+    }
+    std::unique_ptr<pqxx::connection> conn;
     try {
-      conn_ = std::make_unique<pqxx::connection>(url_);
-      return Status::ok();
+      conn = std::make_unique<pqxx::connection>(url_);
+      if (url_.find("statement_timeout") == std::string::npos) {
+        pqxx::nontransaction(*conn).exec("SET statement_timeout = " + std::to_string(kStatementTimeoutMs));
+      }
     } catch (const std::exception& e) {
-      conn_.reset();
+      refused_for_good_ = refused_for_good(e.what());
       return failure("connecting", e);
     }
+    std::lock_guard lock(sock_mutex_);
+    if (interrupted_) return {StatusCode::kIoError, shown_ + ": interrupted (CDC is stopping)"};
+    conn_ = std::move(conn);
+    return Status::ok();
+  }
+
+  // Shuts the connection's socket down under the thread that waits on it: its read returns,
+  // libpq reports the connection lost, the statement fails and drop() closes what is left.
+  // A cancel request (PQcancel) would not reach a server that is stopped or wedged.
+  void interrupt() override {
+    std::lock_guard lock(sock_mutex_);
+    interrupted_ = true;
+    if (conn_ && conn_->sock() >= 0) ::shutdown(conn_->sock(), SHUT_RDWR);
   }
 
   Status begin(bool write) override {
@@ -141,7 +225,10 @@ class PostgresConnection final : public SqlConnection {
   // broken (server restarted) or mid-protocol; a fresh one is cheap and certain.
   void drop() {
     tx_.reset();  // its destructor aborts, swallowing errors
-    conn_.reset();
+    {
+      std::lock_guard lock(sock_mutex_);  // interrupt() must not see the socket closed under it
+      conn_.reset();
+    }
     prepared_.clear();  // prepared statements belong to the connection
   }
 
@@ -164,7 +251,13 @@ class PostgresConnection final : public SqlConnection {
   Status failure(const std::string& doing, const std::exception& e) const {
     std::string what = e.what();
     while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
-    return {StatusCode::kIoError, shown_ + ": " + doing + ": " + log::redact_url(what)};
+    what = log::redact_url(what);
+    for (const std::string& secret : secrets_) {
+      for (std::size_t at = what.find(secret); at != std::string::npos; at = what.find(secret, at + 3)) {
+        what.replace(at, secret.size(), "***");
+      }
+    }
+    return {StatusCode::kIoError, shown_ + ": " + doing + ": " + what};
   }
 
   // Runs one statement in the open transaction, or on its own (autocommit) without one.
@@ -200,6 +293,14 @@ class PostgresConnection final : public SqlConnection {
 
   const std::string url_;    // as given, plus connect_timeout
   const std::string shown_;  // the URL with its password masked
+  const std::vector<std::string> secrets_;  // the password as it may appear in a message
+  std::mutex sock_mutex_;    // conn_'s creation and destruction against interrupt()
+  bool interrupted_ = false;  // guarded by sock_mutex_
+ public:
+  // The last connect() failed for a reason that will not heal by itself (refused_for_good).
+  bool refused_for_good_ = false;
+
+ private:
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::dbtransaction> tx_;
   static constexpr std::size_t kPreparedMax = 64;
@@ -211,7 +312,15 @@ class PostgresConnection final : public SqlConnection {
 Result<std::unique_ptr<SqlConnection>> open_postgres(const std::string& url) {
   auto conn = std::make_unique<PostgresConnection>(url);
   // Connect now so a wrong URL or a stopped server is reported at open, not at the first batch.
-  if (auto s = conn->connect(); !s) return s;
+  // A URL or credentials the server refuses are not an outage (kIoError, retried): the
+  // caller stops (ffe serve's start, ffe drift) with the reason.
+  if (auto s = conn->connect(); !s) {
+    if (conn->refused_for_good_) {
+      return Status(StatusCode::kInvalidArgument,
+                    s.message() + " (the URL or the credentials are refused; a server that is down would be retried)");
+    }
+    return s;
+  }
   return std::unique_ptr<SqlConnection>(std::move(conn));
 }
 

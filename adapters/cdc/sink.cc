@@ -202,6 +202,8 @@ class SqlSink final : public Sink {
         order_columns_(schema::column_names(schema::table("orders"), version)),
         sku_columns_(schema::column_names(schema::table("sku_stock"), version)) {}
 
+  void interrupt() override { db_->interrupt(); }
+
   Result<std::map<std::uint32_t, std::uint64_t>> checkpoints() override {
     auto rows = db_->query("SELECT shard, revision FROM cdc_checkpoint");
     if (!rows) return rows.status();

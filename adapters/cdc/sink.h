@@ -109,6 +109,10 @@ class Sink {
   // "sqlite:/path/analytics.db" or "postgresql://user@127.0.0.1:5432/db" with any password
   // replaced by "***" (ffe::log::redact_url, adapters/log/redact.h), for logs.
   virtual std::string describe() const = 0;
+
+  // Thread-safe, unlike the rest: a call in progress on another thread fails at once, and so
+  // does every later one (SqlConnection::interrupt). For a pipeline that is stopping.
+  virtual void interrupt() {}
 };
 
 // The newest schema version this build writes (docs/cdc.md lists each version's columns).

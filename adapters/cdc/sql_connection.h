@@ -45,6 +45,12 @@ class SqlConnection {
   virtual storage::Result<std::vector<std::string>> columns(const std::string& table) = 0;
 
   virtual std::string describe() const = 0;  // the URL, password masked
+
+  // The one method another thread may call: makes a statement in progress fail at once, and
+  // every later call fail, so a pipeline that is stopping is never held by a database that
+  // does not answer (PostgreSQL: a lock wait, a stopped server). SQLite's statements are
+  // bounded by its busy timeout: nothing to do.
+  virtual void interrupt() {}
 };
 
 // "sqlite:PATH": WAL mode, synchronous=FULL, a busy timeout (sqlite_sink.cc). With

@@ -154,7 +154,8 @@ Result<std::unique_ptr<SqlConnection>> open_sqlite(const std::string& url, bool 
   const auto parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
   if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
-    return Status{StatusCode::kIoError,
+    // A configuration error, not an outage: the start fails with it instead of retrying.
+    return Status{StatusCode::kInvalidArgument,
                   url + ": directory " + parent.string() + " does not exist (create it first)"};
   }
   sqlite3* db = nullptr;

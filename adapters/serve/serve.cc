@@ -106,6 +106,9 @@ Status Server::check_options(const ServeOptions& options) {
     if (auto address = http::parse_address(options.http); !address) return with_context(address.status(), "--http");
   }
   const std::string& url = options.analytics;
+  if (url == "sqlite:") {
+    return Status(StatusCode::kInvalidArgument, "--analytics: no path after sqlite: (sqlite:PATH)");
+  }
   if (!url.empty() && url != "off" && !cdc::is_sink_url(url)) {
     return Status(StatusCode::kInvalidArgument, "--analytics: '" + log::redact_url(url) +
                                                     "' is neither sqlite:PATH, a postgresql:// URL nor off");

@@ -188,6 +188,48 @@ TEST(CdcPipelinePostgres, DatabaseDownStallsCdcButNotTheEngine) {
   EXPECT_EQ(orders, 30u);
 }
 
+// A database that holds CDC's statement (here: another session's lock on the checkpoint
+// table) must not hold the engine's stop: stop() breaks the connection off after its
+// patience, and the round is applied at the next start.
+TEST(CdcPipelinePostgres, StopIsNotHeldByADatabaseThatDoesNotAnswer) {
+  const std::string url = database("cdc_locked");
+  ASSERT_FALSE(url.empty());
+  Engine engine;
+  ASSERT_TRUE(testing::receive_stock(*engine.rt, kSkus, 1000));
+  auto sink = open_sink(url);
+  ASSERT_TRUE(sink) << sink.status().to_string();
+  CdcPipeline pipeline(engine.rt->journal(), std::move(*sink), Migration{}, fast_retry());
+  ASSERT_TRUE(pipeline.start());
+  ASSERT_TRUE(pipeline.wait_caught_up(20s));
+
+  pqxx::connection locker(url);
+  pqxx::work hold(locker);
+  hold.exec("LOCK TABLE cdc_checkpoint IN ACCESS EXCLUSIVE MODE");
+  for (int n = 0; n < 5; ++n) engine.submit(n);
+  ASSERT_TRUE(engine.rt->wait_quiet(10s));
+  std::this_thread::sleep_for(500ms);  // CDC's round is now waiting for the lock
+  EXPECT_FALSE(pipeline.wait_caught_up(100ms));
+
+  const auto before = std::chrono::steady_clock::now();
+  pipeline.stop();
+  const auto took = std::chrono::steady_clock::now() - before;
+  EXPECT_LT(took, 10s) << "stop() waited for the lock";
+  hold.abort();
+
+  // Nothing was applied by the broken-off round; a new pipeline applies it.
+  auto again = open_sink(url);
+  ASSERT_TRUE(again) << again.status().to_string();
+  CdcPipeline next(engine.rt->journal(), std::move(*again), Migration{}, fast_retry());
+  ASSERT_TRUE(next.start());
+  ASSERT_TRUE(next.wait_caught_up(20s));
+  next.stop();
+  auto reader = open_sink(url);
+  ASSERT_TRUE(reader) << reader.status().to_string();
+  std::uint64_t orders = 0;
+  EXPECT_EQ(testing::drift_of(engine.rt->journal(), **reader, &orders), "");
+  EXPECT_EQ(orders, 5u);
+}
+
 TEST(CdcCrash, PostgresStopStartDuringCdcThenDriftIsCleanAndNothingAppliedTwice) {
   const std::string url = database("cdc_crash");
   ASSERT_FALSE(url.empty());

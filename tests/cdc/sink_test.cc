@@ -441,7 +441,7 @@ TEST_F(SqliteSinkTest, RunsInWalMode) {
 TEST_F(SqliteSinkTest, NamesAMissingDirectory) {
   auto sink = open_sink("sqlite:" + dir_ + "/nope/analytics.db");
   ASSERT_FALSE(sink);
-  EXPECT_EQ(sink.status().code(), StatusCode::kIoError);
+  EXPECT_EQ(sink.status().code(), StatusCode::kInvalidArgument);  // a configuration error: not retried
   EXPECT_NE(sink.status().message().find("directory " + dir_ + "/nope does not exist"),
             std::string::npos)
       << sink.status().message();
@@ -512,6 +512,36 @@ TEST(PostgresSinkTest, AnUnreachableServerIsAnIoErrorNamingTheUrlWithoutItsPassw
   EXPECT_EQ(sink.status().code(), StatusCode::kIoError);
   EXPECT_EQ(sink.status().message().find("s3cret"), std::string::npos) << sink.status().message();
   EXPECT_NE(sink.status().message().find("127.0.0.1:1"), std::string::npos) << sink.status().message();
+}
+
+// A URL or a database the server refuses will not heal by itself: kInvalidArgument (the start
+// fails with it), not the kIoError of a server that is down (retried).
+TEST(PostgresSinkTest, AMalformedUrlOrAMissingDatabaseIsRefusedNotRetried) {
+  auto& pg = test::PgServer::shared();
+  ASSERT_TRUE(pg.status()) << pg.status().to_string();
+  std::string missing = pg.url();
+  missing.replace(missing.rfind('/'), std::string::npos, "/no_such_db");
+  auto no_db = open_sink(missing);
+  ASSERT_FALSE(no_db);
+  EXPECT_EQ(no_db.status().code(), StatusCode::kInvalidArgument) << no_db.status().to_string();
+  EXPECT_NE(no_db.status().message().find("does not exist"), std::string::npos) << no_db.status().message();
+  for (const char* bad : {"postgresql://ffe@127.0.0.1:notaport/ffe", "postgresql://ffe@127.0.0.1:1/ffe?sslmode=bogus",
+                          "postgresql://ffe@127.0.0.1:1/ffe?nosuchoption=1"}) {
+    auto sink = open_sink(bad);
+    ASSERT_FALSE(sink) << bad;
+    EXPECT_EQ(sink.status().code(), StatusCode::kInvalidArgument) << bad << ": " << sink.status().to_string();
+  }
+}
+
+// libpq quotes a malformed password back ("invalid percent-encoded token: ..."), where the
+// URL masking does not reach: it is masked all the same.
+TEST(PostgresSinkTest, APasswordQuotedInLibpqsMessageIsMasked) {
+  auto sink = open_sink("postgresql://ffe:SECRET%PW@127.0.0.1:1/ffe");
+  ASSERT_FALSE(sink);
+  EXPECT_EQ(sink.status().message().find("SECRET"), std::string::npos) << sink.status().message();
+  auto encoded = open_sink("postgresql://ffe:p%41ssw0rd-x@127.0.0.1:1/ffe?connect_timeout=bad");
+  ASSERT_FALSE(encoded);
+  EXPECT_EQ(encoded.status().message().find("ssw0rd"), std::string::npos) << encoded.status().message();
 }
 
 }  // namespace
