@@ -137,15 +137,35 @@ PipelineOptions fast_retry() {
   return options;
 }
 
+// A pipeline on `url` over the engine's journal (stock received first), started.
+std::unique_ptr<CdcPipeline> started_pipeline(Engine& engine, const std::string& url) {
+  if (!testing::receive_stock(*engine.rt, kSkus, 1000)) ADD_FAILURE() << "receiving stock";
+  auto sink = open_sink(url);
+  if (!sink) {
+    ADD_FAILURE() << sink.status().to_string();
+    return nullptr;
+  }
+  auto pipeline = std::make_unique<CdcPipeline>(engine.rt->journal(), std::move(*sink), Migration{}, fast_retry());
+  if (!pipeline->start()) ADD_FAILURE() << "starting the pipeline";
+  return pipeline;
+}
+
+// The tables at `url` equal the engine's journal, with `expected` orders in them.
+void expect_no_drift(Engine& engine, const std::string& url, std::uint64_t expected) {
+  auto reader = open_sink(url);
+  ASSERT_TRUE(reader) << reader.status().to_string();
+  std::uint64_t orders = 0;
+  EXPECT_EQ(testing::drift_of(engine.rt->journal(), **reader, &orders), "");
+  EXPECT_EQ(orders, expected);
+}
+
 TEST(CdcPipelinePostgres, DatabaseDownStallsCdcButNotTheEngine) {
   const std::string url = database("cdc_down");
   ASSERT_FALSE(url.empty());
   Engine engine;
-  ASSERT_TRUE(testing::receive_stock(*engine.rt, kSkus, 1000));
-  auto sink = open_sink(url);
-  ASSERT_TRUE(sink) << sink.status().to_string();
-  CdcPipeline pipeline(engine.rt->journal(), std::move(*sink), Migration{}, fast_retry());
-  ASSERT_TRUE(pipeline.start());
+  auto started = started_pipeline(engine, url);
+  ASSERT_TRUE(started);
+  CdcPipeline& pipeline = *started;
   for (int n = 0; n < 10; ++n) engine.submit(n);
   ASSERT_TRUE(engine.rt->wait_quiet(10s));
   ASSERT_TRUE(pipeline.wait_caught_up(20s));
@@ -181,11 +201,7 @@ TEST(CdcPipelinePostgres, DatabaseDownStallsCdcButNotTheEngine) {
     EXPECT_FALSE(shard.stalled);
   }
   pipeline.stop();
-  auto reader = open_sink(url);
-  ASSERT_TRUE(reader) << reader.status().to_string();
-  std::uint64_t orders = 0;
-  EXPECT_EQ(testing::drift_of(engine.rt->journal(), **reader, &orders), "");
-  EXPECT_EQ(orders, 30u);
+  expect_no_drift(engine, url, 30);
 }
 
 // A database that holds CDC's statement (here: another session's lock on the checkpoint
@@ -195,11 +211,9 @@ TEST(CdcPipelinePostgres, StopIsNotHeldByADatabaseThatDoesNotAnswer) {
   const std::string url = database("cdc_locked");
   ASSERT_FALSE(url.empty());
   Engine engine;
-  ASSERT_TRUE(testing::receive_stock(*engine.rt, kSkus, 1000));
-  auto sink = open_sink(url);
-  ASSERT_TRUE(sink) << sink.status().to_string();
-  CdcPipeline pipeline(engine.rt->journal(), std::move(*sink), Migration{}, fast_retry());
-  ASSERT_TRUE(pipeline.start());
+  auto started = started_pipeline(engine, url);
+  ASSERT_TRUE(started);
+  CdcPipeline& pipeline = *started;
   ASSERT_TRUE(pipeline.wait_caught_up(20s));
 
   pqxx::connection locker(url);
@@ -223,11 +237,7 @@ TEST(CdcPipelinePostgres, StopIsNotHeldByADatabaseThatDoesNotAnswer) {
   ASSERT_TRUE(next.start());
   ASSERT_TRUE(next.wait_caught_up(20s));
   next.stop();
-  auto reader = open_sink(url);
-  ASSERT_TRUE(reader) << reader.status().to_string();
-  std::uint64_t orders = 0;
-  EXPECT_EQ(testing::drift_of(engine.rt->journal(), **reader, &orders), "");
-  EXPECT_EQ(orders, 5u);
+  expect_no_drift(engine, url, 5);
 }
 
 TEST(CdcCrash, PostgresStopStartDuringCdcThenDriftIsCleanAndNothingAppliedTwice) {
