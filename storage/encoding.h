@@ -32,6 +32,9 @@ inline constexpr char kIndexTag = 'n';        // n <index key>                 -
 
 inline constexpr std::string_view kMetaCompacted = "mcompacted";       // -> rev:le64
 inline constexpr std::string_view kMetaOutboxCursor = "moutbox_cursor"; // -> rev:le64 seq:le32
+// Present from a compaction's point of no return until its clean-up is done: a compaction
+// that finds it (the last one crashed halfway) visits every entity, not only the changed ones.
+inline constexpr std::string_view kMetaCompactPending = "mcompact_pending";  // -> ""
 // In the default column family: the journal format of the whole DB.
 inline constexpr std::string_view kFormatKey = "ffe/journal-format";
 inline constexpr std::string_view kFormatValue = "1";

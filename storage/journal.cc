@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <mutex>
 #include <shared_mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -513,7 +514,8 @@ class Journal::Impl {
   static constexpr std::chrono::seconds kHeadsInterval{1};
 
   std::atomic<std::uint64_t> stat_commands_{0}, stat_noop_{0}, stat_batches_{0}, stat_batch_bytes_{0},
-      stat_snapshots_made_{0}, stat_snapshot_bytes_made_{0}, stat_snapshots_given_{0}, stat_snapshot_tracked_{0};
+      stat_snapshots_made_{0}, stat_snapshot_bytes_made_{0}, stat_snapshots_given_{0}, stat_snapshot_tracked_{0},
+      stat_compactions_{0}, stat_compactions_full_{0}, stat_compaction_entities_{0};
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1210,6 +1212,9 @@ JournalStats Journal::Impl::stats() const {
   stats.snapshot_bytes_made = stat_snapshot_bytes_made_.load();
   stats.snapshots_given = stat_snapshots_given_.load();
   stats.snapshot_tracked_entities = stat_snapshot_tracked_.load();
+  stats.compactions = stat_compactions_.load();
+  stats.compactions_full = stat_compactions_full_.load();
+  stats.compaction_entities = stat_compaction_entities_.load();
   return stats;
 }
 
@@ -2007,12 +2012,59 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
   const std::string what = shard.name + ": compacting to revision " + std::to_string(revision);
   constexpr std::size_t kChunkBytes = 4 * 1024 * 1024;
 
+  // 0. Which entities to visit. The last compaction (to `compacted`) left every entity that
+  //    had not changed since with a snapshot at its last change and nothing older, so only
+  //    the entities changed in [compacted, revision) have work to do: read from the log,
+  //    whose records there still exist. That keeps a compaction's cost proportional to what
+  //    changed since the last one, not to everything ever stored (retention runs every 10 s).
+  //    Every entity is visited on a shard's first compaction, when the last one stopped
+  //    halfway (kMetaCompactPending: it left garbage only the full pass finds), and for a
+  //    range too long to hold its keys in memory.
+  constexpr Revision kIncrementalRevisionsMax = Revision{1} << 20;
+  std::optional<std::set<std::string>> changed;
+  if (compacted > 0 && revision - compacted <= kIncrementalRevisionsMax) {
+    ReadView view(db_, view_mu());
+    std::string pending;
+    const rocksdb::Status marker = db_->Get(view.options, shard.cf, enc::kMetaCompactPending, &pending);
+    if (!marker.ok() && !marker.IsNotFound()) return from_rocks(marker, what);
+    if (marker.IsNotFound()) {
+      changed.emplace();
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options, shard.cf));
+      Revision expected = compacted;
+      for (it->Seek(enc::log_key(compacted)); it->Valid() && expected < revision; it->Next(), ++expected) {
+        auto at = enc::parse_log_key(view_key(it->key()));
+        auto record = at && *at == expected ? enc::decode_log_record(view_key(it->value())) : std::nullopt;
+        if (!record) {
+          return Status(StatusCode::kCorruption,
+                        what + ": log record " + std::to_string(expected) + " is missing or malformed");
+        }
+        for (const Event& event : record->events) changed->insert(event.entity_key);
+      }
+      if (!it->status().ok()) return from_rocks(it->status(), what);
+      if (expected < revision) {
+        return Status(StatusCode::kCorruption, what + ": the log ends before revision " + std::to_string(expected));
+      }
+    }
+  }
+  stat_compactions_.fetch_add(1, std::memory_order_relaxed);
+  if (!changed) stat_compactions_full_.fetch_add(1, std::memory_order_relaxed);
+  auto each_entity = [&](const ReadView& view, const std::function<Status(const std::string&, bool&)>& visit) -> Status {
+    if (!changed) return for_each_entity(shard, view, "", "", visit);
+    bool keep_going = true;
+    for (const std::string& entity : *changed) {
+      if (Status status = visit(entity, keep_going); !status) return status;
+      if (!keep_going) break;
+    }
+    return Status::ok();
+  };
+
   // 1. Every entity with history below `revision` gets a snapshot at its last change below
   //    it, so nothing older is needed to read at `revision` or later.
   {
     ReadView view(db_, view_mu());
     rocksdb::WriteBatch batch;
-    Status status = for_each_entity(shard, view, "", "", [&](const std::string& entity, bool&) {
+    Status status = each_entity(view, [&](const std::string& entity, bool&) {
+      stat_compaction_entities_.fetch_add(1, std::memory_order_relaxed);
       auto history = read_entity(shard, entity, revision - 1, view);
       if (!history) return history.status();
       if (!history->exists || history->events.empty()) return Status::ok();  // born later, or snapshot at its last change
@@ -2042,6 +2094,7 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
   {
     rocksdb::WriteBatch batch;
     batch.Put(shard.cf, enc::kMetaCompacted, enc::encode_revision(revision));
+    batch.Put(shard.cf, enc::kMetaCompactPending, "");
     batch.DeleteRange(shard.cf, enc::log_key(0), enc::log_key(revision));
     OutboxPosition outbox_limit = std::min(OutboxPosition{revision, 0}, cursor);  // only sent entries go
     batch.DeleteRange(shard.cf, enc::outbox_key(0, 0), enc::outbox_key(outbox_limit.revision, outbox_limit.seq));
@@ -2063,7 +2116,7 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
       batch.Clear();
       return written;
     };
-    Status status = for_each_entity(shard, view, "", "", [&](const std::string& entity, bool&) {
+    Status status = each_entity(view, [&](const std::string& entity, bool&) {
       const std::string version_prefix = enc::entity_prefix(enc::kVersionTag, entity);
       for (it->Seek(version_prefix); it->Valid() && starts_with(it->key(), version_prefix); it->Next()) {
         auto parts = enc::parse_entity_key(view_key(it->key()));
@@ -2107,6 +2160,8 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
     }
     if (!it->status().ok()) return from_rocks(it->status(), what);
     batch.DeleteRange(shard.cf, enc::dedupe_expiry_key(0, ""), end);
+    // The clean-up is done (unsynced: if this is lost, the next compaction is a full one).
+    batch.Delete(shard.cf, enc::kMetaCompactPending);
     if (Status written = write_side(batch, /*sync=*/false, what); !written) return written;
   }
   return Status::ok();

@@ -153,6 +153,9 @@ struct JournalStats {
   std::uint64_t snapshot_bytes_made = 0;        // the state bytes of those
   std::uint64_t snapshots_given = 0;            // snapshots supplied by callers
   std::uint64_t snapshot_tracked_entities = 0;  // entities the snapshot thread counts for now
+  std::uint64_t compactions = 0;                // compact() calls that dropped history
+  std::uint64_t compactions_full = 0;           // of those, the ones that visited every entity
+  std::uint64_t compaction_entities = 0;        // entities those compactions visited
 };
 
 class Watch;

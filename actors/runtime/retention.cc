@@ -164,6 +164,10 @@ std::uint64_t Retention::compactions() const {
 
 void Retention::run_once() {
   for (ShardId shard : journal_.shards()) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;  // a stop waits for one shard's compaction at most, not the pass
+    }
     auto target = retention_target(journal_, shard, policy_, clock_());
     if (!target.is_ok()) {
       spdlog::warn("retention: shard {}: {}", shard.value, target.status().to_string());

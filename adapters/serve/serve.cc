@@ -343,6 +343,8 @@ void Server::Impl::stop() {
   if (stopped_) return;
   stopped_ = true;
   ready_.store(false);  // /readyz says 503 while it drains
+  // First: a retention pass must not hold the drain (it stops between shards).
+  if (retention_) retention_->stop();
   // Nothing new comes in; what was handed over is acknowledged and its position recorded.
   if (ingress_) ingress_->stop();
   if (runtime_) {
@@ -350,7 +352,6 @@ void Server::Impl::stop() {
     // Give the relays the chance to send what is durable (what they miss goes out next start).
     if (egress_) drain_outbox(std::chrono::seconds(10));
   }
-  if (retention_) retention_->stop();
   if (events_) events_->stop();
   // The runtime is quiet: CDC applies what is left within a few seconds, then stops.
   if (cdc_) {

@@ -187,6 +187,64 @@ TEST_F(RevisionReadTest, CompactionMakesOlderRevisionsUnreadableAndKeepsNewerOne
   EXPECT_EQ(get_ok(*journal, "a", 6)->state, CounterFolder::state(4, 10));
 }
 
+// A compaction after the first visits only the entities changed since the last one (the
+// retention policy compacts every 10 s: its cost must follow what changed, not everything
+// ever stored), and leaves every readable revision exactly as a full one would.
+TEST_F(RevisionReadTest, ACompactionAfterTheFirstVisitsOnlyTheEntitiesChangedSinceAndKeepsEveryStateExact) {
+  auto journal = open(/*snapshot_every=*/4);
+  constexpr int kEntities = 50;
+  for (int round = 0; round < 3; ++round) {
+    for (int e = 0; e < kEntities; ++e) commit_ok(*journal, one_event(kShard, "e" + std::to_string(e), 1));
+  }
+  const Revision first = *journal->revision(kShard);
+  ASSERT_TRUE(journal->compact(kShard, first).is_ok());
+  JournalStats after_first = journal->stats();
+  EXPECT_EQ(after_first.compactions_full, 1u);
+  EXPECT_EQ(after_first.compaction_entities, static_cast<std::uint64_t>(kEntities));
+
+  // Three entities change, one of them twice, one in a command with another.
+  commit_ok(*journal, one_event(kShard, "e1", 5));
+  commit_ok(*journal, one_event(kShard, "e2", 5));
+  CommitRequest two;
+  two.shard = kShard;
+  two.events = {Event{"e1", "7"}, Event{"e3", "2"}};
+  commit_ok(*journal, two);
+  commit_ok(*journal, one_event(kShard, "e4", 1));  // after the second compaction's revision
+  const Revision head = *journal->revision(kShard);
+  std::map<Revision, std::string> digests;
+  std::map<std::string, std::map<Revision, std::optional<EntityState>>> states;
+  for (Revision r = head - 1; r <= head; ++r) {
+    digests[r] = *journal->digest(kShard, r);
+    for (const char* key : {"e0", "e1", "e2", "e3", "e4"}) states[key][r] = get_ok(*journal, key, r);
+  }
+
+  ASSERT_TRUE(journal->compact(kShard, head - 1).is_ok());
+  JournalStats after_second = journal->stats();
+  EXPECT_EQ(after_second.compactions, 2u);
+  EXPECT_EQ(after_second.compactions_full, 1u) << "the second compaction visited every entity";
+  // The records in [first, head - 1): e49's at `first` itself, e1's and e2's (e1 and e3 change
+  // again at head - 1, which stays).
+  EXPECT_EQ(after_second.compaction_entities - after_first.compaction_entities, 3u);
+  EXPECT_EQ(journal->get(kShard, "e1", head - 2).status().code(), StatusCode::kCompacted);
+  for (Revision r = head - 1; r <= head; ++r) {
+    EXPECT_EQ(*journal->digest(kShard, r), digests[r]) << r;
+    for (const char* key : {"e0", "e1", "e2", "e3", "e4"}) EXPECT_EQ(get_ok(*journal, key, r), states[key][r]) << key << " at " << r;
+  }
+
+  // After a reopen: the same states, and the next compaction is incremental too.
+  journal.reset();
+  journal = open(/*snapshot_every=*/4);
+  for (Revision r = head - 1; r <= head; ++r) {
+    EXPECT_EQ(*journal->digest(kShard, r), digests[r]) << r;
+    for (const char* key : {"e0", "e1", "e2", "e3", "e4"}) EXPECT_EQ(get_ok(*journal, key, r), states[key][r]) << key << " at " << r;
+  }
+  ASSERT_TRUE(journal->compact(kShard, head).is_ok());
+  EXPECT_EQ(journal->stats().compactions_full, 0u);
+  EXPECT_EQ(journal->stats().compaction_entities, 2u);  // e1 and e3 (revision head - 1)
+  EXPECT_EQ(*journal->digest(kShard, head), digests[head]);
+  for (const char* key : {"e0", "e1", "e2", "e3", "e4"}) EXPECT_EQ(get_ok(*journal, key, head), states[key][head]) << key;
+}
+
 TEST_F(RevisionReadTest, JournalMadeSnapshotsBoundTheWorkOfAGet) {
   constexpr std::uint32_t kEvery = 8;
   constexpr int kEvents = 400;
