@@ -246,7 +246,7 @@ void send(httplib::Response& response, const Reply& reply) {
 
 bool AdminServer::Impl::starting(httplib::Response& response) const {
   if (runtime_.load(std::memory_order_acquire) != nullptr) return false;
-  send(response, error_reply(503, "ffe is starting: the journal is being recovered; /readyz answers 200 when it is done"));
+  send(response, error_reply(503, "ffe is starting (recovering the journal, reaching the cluster); /readyz answers 200 when it is done"));
   response.set_header("Retry-After", "1");
   return true;
 }

@@ -21,8 +21,8 @@ std::string describe(httplib::Error error) {
       return "cannot connect (is ffe serve running with its admin HTTP on this address? --http)";
     case httplib::Error::ConnectionTimeout: return "the connection timed out";
     case httplib::Error::Read:
-      return "no complete HTTP answer in time (the server is stalled or busy, or this is not ffe's admin HTTP "
-             "address)";
+      return "no complete HTTP answer (the connection timed out or was closed: the server is stalled or busy, or "
+             "this is not ffe's admin HTTP address)";
     case httplib::Error::Write: return "the request could not be sent";
     default: return "HTTP error " + httplib::to_string(error);
   }
@@ -62,7 +62,8 @@ std::optional<std::string> not_ffe(const Response& response, std::string_view ex
   }
   if (type == "application/json") {
     const auto parsed = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-    if (!parsed.is_object() || (response.status != 200 && !parsed.contains("error"))) {
+    if (!parsed.is_object() ||
+        (response.status != 200 && (!parsed.contains("error") || !parsed["error"].is_string()))) {
       return "the answer (HTTP " + std::to_string(response.status) +
              ") is not a JSON object as ffe's admin API sends: is --http the address of ffe serve's admin HTTP?";
     }
@@ -111,8 +112,10 @@ constexpr std::string_view kJsonType = "application/json";
 // The answer of a one-request command: a 200 body on stdout (exit 0), else the server's
 // message and status on stderr with the exit code `failure_exit` gives for the status; no
 // answer at all: exit 2.
+// `shaped` says whether a 200 body holds what ffe sends on that route (a JSON object with the
+// route's fields, of their types): `{}` or another entity from another server is no success.
 CliOutcome command_outcome(const char* command, const storage::Result<Response>& response,
-                           int (*failure_exit)(int status)) {
+                           int (*failure_exit)(int status), const std::function<bool(const nlohmann::json&)>& shaped) {
   CliOutcome outcome;
   if (!response.is_ok()) {
     outcome.err = std::string("ffe ") + command + ": " + response.status().message() + "\n";
@@ -120,6 +123,11 @@ CliOutcome command_outcome(const char* command, const storage::Result<Response>&
   }
   if (auto foreign = not_ffe(*response, kJsonType)) {
     outcome.err = std::string("ffe ") + command + ": " + *foreign + "\n";
+    return outcome;
+  }
+  if (response->status == 200 && !shaped(nlohmann::json::parse(response->body, nullptr, /*allow_exceptions=*/false))) {
+    outcome.err = std::string("ffe ") + command + ": the answer (HTTP 200) is not what ffe's admin API sends there: " +
+                  response->body.substr(0, 200) + " (is --http the address of ffe serve's admin HTTP?)\n";
     return outcome;
   }
   if (response->status == 200) {
@@ -148,7 +156,14 @@ GetOutcome get_entity(EntityKind kind, std::string_view id, std::optional<std::u
   target += encode_path_segment(id);
   if (revision) target += "?revision=" + std::to_string(*revision);
 
-  return command_outcome("get", get(address, target), [](int status) { return status == 404 ? 1 : 2; });
+  const std::string id_field = kind == EntityKind::kOrder ? "orderId" : "sku";
+  return command_outcome("get", get(address, target), [](int status) { return status == 404 ? 1 : 2; },
+                         [&](const nlohmann::json& body) {
+                           return body.is_object() && body.contains(id_field) && body[id_field] == std::string(id) &&
+                                  body.contains("revision") && body["revision"].is_number_unsigned() &&
+                                  body.contains("asOf") && body["asOf"].is_number_unsigned() &&
+                                  body.contains("shard") && body["shard"].is_number_unsigned();
+                         });
 }
 
 }  // namespace ffe::http
@@ -315,7 +330,11 @@ CompactCliOutcome compact(std::uint32_t shard, std::uint64_t revision, bool forc
   std::string target = "/v1/shards/" + std::to_string(shard) + "/compact?revision=" + std::to_string(revision);
   if (force) target += "&force=true";
   return command_outcome("compact", post(address, target),
-                         [](int status) { return status == 409 || status == 410 ? 1 : 2; });
+                         [](int status) { return status == 409 || status == 410 ? 1 : 2; },
+                         [&](const nlohmann::json& body) {
+                           return body.is_object() && body.contains("shard") && body["shard"] == shard &&
+                                  body.contains("compactedRevision") && body["compactedRevision"].is_number_unsigned();
+                         });
 }
 
 int watch(const WatchArgs& args, const std::function<void(std::string_view line)>& out,
@@ -337,6 +356,7 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
       : args.follow                 ? std::chrono::milliseconds(std::chrono::hours(24))
                                     : std::chrono::milliseconds(std::chrono::seconds(60));
   bool foreign = false;
+  std::string foreign_line;
   const Status status = get_lines(args.address, target, [&](std::string_view line) {
     if (!foreign && response.status == 200 && not_ffe(response, kNdjsonType)) {
       foreign = true;
@@ -358,10 +378,21 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
       }
       return false;
     }
+    const json event = json::parse(line, nullptr, false);
+    if (!event.is_object() || !event.contains("revision") || !event["revision"].is_number_unsigned() ||
+        !event.contains("key") || !event["key"].is_string()) {
+      foreign_line = std::string(line.substr(0, 200));
+      return false;
+    }
     last_line = line;
     out(line);
     return true;
   }, response, read_timeout);
+  if (!foreign_line.empty()) {
+    err("ffe watch: a line of the stream is not an event as ffe's admin API sends them: " + foreign_line +
+        " (is --http the address of ffe serve's admin HTTP?)");
+    return 2;
+  }
   if (auto why = not_ffe(response, kNdjsonType); why && (foreign || response.status != 0)) {
     err("ffe watch: " + *why);
     return 2;

@@ -83,6 +83,11 @@ class Server::Impl {
                                              : "";
   }
   Status start_cdc();
+  // An --analytics PostgreSQL URL, opened before the data dir (open_early_analytics): the sink
+  // or the reason it could not be opened, and what its opening migrated.
+  std::optional<Result<std::unique_ptr<cdc::Sink>>> early_sink_;
+  cdc::Migration early_migration_;
+  Status open_early_analytics();
   void register_kafka_metrics();
   void drain_outbox(std::chrono::milliseconds timeout);
 };
@@ -141,6 +146,8 @@ Status Server::Impl::start() {
   client.brokers = bootstrap_;
   client.client_id = "ffe";
   client.properties = options_.kafka_properties;
+
+  if (Status status = open_early_analytics(); !status) return status;
 
   // 2. The runtime, with the egress closed until the topics exist (the relays keep offering).
   std::uint32_t shards = options_.shards;
@@ -238,6 +245,22 @@ Status Server::Impl::start() {
   return Status::ok();
 }
 
+// A PostgreSQL --analytics is opened before the data dir is made or opened, so a URL or
+// credentials it refuses (kInvalidArgument, docs/cdc.md) fail the start with nothing made: a
+// retry may still choose the data dir's shard count. A server that is down (kIoError) is
+// kept for start_cdc, which starts CDC lazily. A sqlite: file may live in the data dir, which
+// does not exist yet: it is opened by start_cdc.
+Status Server::Impl::open_early_analytics() {
+  const std::string& url = options_.analytics;
+  if (!(url.starts_with("postgresql://") || url.starts_with("postgres://"))) return Status::ok();
+  auto sink = cdc::open_sink(url, &early_migration_);
+  if (!sink && sink.status().code() != StatusCode::kIoError) {
+    return with_context(sink.status(), "opening the analytics database (--analytics)");
+  }
+  early_sink_ = std::move(sink);
+  return Status::ok();
+}
+
 // CDC starts once the runtime recovered (the journal is open and complete) and before the
 // retention compactor, which must find CDC's cursor. A database that refuses the URL or the
 // schema fails the start with its message; one that is merely unreachable does not stop the
@@ -276,7 +299,14 @@ Status Server::Impl::start_cdc() {
     };
   }
   cdc::Migration migration;
-  auto sink = cdc::open_sink(url, &migration);
+  Result<std::unique_ptr<cdc::Sink>> sink = Status(StatusCode::kIoError, "not opened");
+  if (early_sink_) {
+    sink = std::move(*early_sink_);
+    migration = std::move(early_migration_);
+    early_sink_.reset();
+  } else {
+    sink = cdc::open_sink(url, &migration);
+  }
   if (sink) {
     cdc_ = std::make_unique<cdc::CdcPipeline>(runtime_->journal(), std::move(*sink), std::move(migration),
                                               std::move(cdc_options));

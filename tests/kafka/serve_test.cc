@@ -916,6 +916,20 @@ TEST_F(ServeTest, AnAdminPortInUseFailsTheStartBeforeTheDataDirIsMade) {
   EXPECT_FALSE(std::filesystem::exists(dir_.sub("second"))) << "the data dir was made before the port was bound";
 }
 
+// A PostgreSQL --analytics that refuses the URL (here libpq itself: the port is not a
+// number) fails the start before the data dir is made, like a busy admin port; a server that
+// is merely down would not fail it (CdcPipelinePostgres tests).
+TEST_F(ServeTest, ARefusedAnalyticsUrlFailsTheStartBeforeTheDataDirIsMade) {
+  serve::ServeOptions options = serve_options();
+  options.analytics = "postgresql://ffe@127.0.0.1:notaport/ffe";
+  auto server = serve::Server::start(options);
+  ASSERT_FALSE(server);
+  EXPECT_EQ(server.status().code(), storage::StatusCode::kInvalidArgument) << server.status().to_string();
+  EXPECT_NE(server.status().message().find("opening the analytics database"), std::string::npos)
+      << server.status().to_string();
+  EXPECT_FALSE(std::filesystem::exists(options.data_dir)) << "the data dir was made before the URL was refused";
+}
+
 TEST_F(ServeTest, AnExistingDataDirWithAnotherShardCountIsRefusedClearly) {
   { ASSERT_TRUE(start_server()); }
   serve::ServeOptions options;
