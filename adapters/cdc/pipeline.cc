@@ -344,7 +344,7 @@ void CdcPipeline::run() {
 }
 
 bool CdcPipeline::ensure_checkpoints() {
-  auto checkpoints = sink_->checkpoints();
+  auto checkpoints = (SinkCall(*this), sink_->checkpoints());
   if (!checkpoints) {
     record_error(nullptr, "reading the checkpoints of " + sink_description_ + ": " + checkpoints.status().to_string());
     spdlog::warn("cdc: reading the checkpoints of {}: {}; retrying", sink_description_,
@@ -359,7 +359,7 @@ bool CdcPipeline::ensure_checkpoints() {
       // an empty batch 0 -> 0 makes it, through the same guard as every batch.
       Batch empty;
       empty.shard = state->shard.value;
-      if (Status status = sink_->apply(empty); !status) {
+      if (Status status = (SinkCall(*this), sink_->apply(empty)); !status) {
         record_error(state.get(), "creating the checkpoint of shard " + std::to_string(state->shard.value) + ": " +
                                       status.to_string());
         return false;
@@ -441,7 +441,7 @@ bool CdcPipeline::backfill_shard(ShardState& state) {
   if (at > 0) {
     // The rows' updated_at_ms are kept as the pipeline wrote them: the row's revision is the
     // entity's mod_revision at the checkpoint, so the commit time is the same.
-    auto existing = sink_->read_orders(shard);
+    auto existing = (SinkCall(*this), sink_->read_orders(shard));
     if (!existing) return fail(existing.status().to_string());
     std::unordered_map<std::string, std::pair<Revision, std::int64_t>> updated_at;
     for (const OrderRow& row : *existing) updated_at[row.order_id] = {row.revision, row.updated_at_ms};
@@ -483,7 +483,7 @@ bool CdcPipeline::backfill_shard(ShardState& state) {
               return fail("publishing the change envelopes: " + status.to_string());
             }
           }
-          if (Status status = sink_->backfill(shard, orders, skus); !status) return fail(status.to_string());
+          if (Status status = (SinkCall(*this), sink_->backfill(shard, orders, skus)); !status) return fail(status.to_string());
           rows += orders.size() + skus.size();
         }
         if (!page->more || page->entries.empty()) break;
@@ -526,7 +526,7 @@ bool CdcPipeline::apply_ready(const std::vector<ShardState*>& ready) {
       if (status) status = publish_pending(*state);
       batches.push_back(&*state->pending);
     }
-    if (status) status = sink_->apply_all(batches);
+    if (status) status = (SinkCall(*this), sink_->apply_all(batches));
     if (status) {
       for (ShardState* state : ready) applied(*state);
       return true;
@@ -752,7 +752,7 @@ void CdcPipeline::applied(ShardState& state) {
 bool CdcPipeline::apply_pending(ShardState& state) {
   const std::uint32_t shard = state.shard.value;
   Status status = publish_pending(state);
-  if (status) status = sink_->apply(*state.pending);
+  if (status) status = (SinkCall(*this), sink_->apply(*state.pending));
   if (status) {
     applied(state);
     return true;
@@ -817,6 +817,17 @@ PipelineStats CdcPipeline::stats() const {
     for (const auto& state : shards_) {
       out.shards.push_back(state->stats);
       oldest.push_back(state->oldest_unapplied_ms);
+    }
+  }
+  // A database call that has not returned for long (a server that is stopped or wedged: its
+  // own statement_timeout never fires) stalls every shard, though no call failed yet. Said
+  // here, where scrapes look, since the CDC thread is the one waiting.
+  const std::int64_t call_since = sink_call_since_ms_.load();
+  if (call_since > 0 && now - call_since >= options_.call_stalled_after.count()) {
+    for (ShardStats& shard : out.shards) shard.stalled = true;
+    if (!sink_call_reported_.exchange(true)) {
+      spdlog::warn("cdc: {} has not answered a call for {} s; every shard is stalled until it does",
+                   sink_description_, (now - call_since) / 1000);
     }
   }
   for (std::size_t i = 0; i < out.shards.size(); ++i) {

@@ -29,6 +29,7 @@
 // (or the destructor) finishes the batch in hand (one more attempt), stores the cursors and
 // joins. Thread safety: start/stop from one thread; stats() and wait_caught_up() from any.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -67,6 +68,9 @@ struct PipelineOptions {
   std::size_t batch_revisions_max = 1024;
   // How long the thread sleeps when every shard is caught up (waiting on the journal).
   std::chrono::milliseconds idle_wait{5};
+  // A database call that has not returned for this long shows every shard stalled (a server
+  // stopped or wedged, which PostgreSQL's statement_timeout does not catch).
+  std::chrono::milliseconds call_stalled_after{30'000};
   // After a batch that was not full, a shard's next batch waits this long, so a trickle of
   // revisions makes a few larger transactions (each one a synced commit in the sink) instead
   // of one per revision. A full batch (CDC behind) is followed at once. It adds at most this
@@ -197,6 +201,23 @@ class CdcPipeline {
   std::unique_ptr<Sink> sink_;  // null until a lazy open succeeded; set under sink_mutex_
   std::mutex sink_mutex_;       // sink_'s assignment (the thread) against stop()'s interrupt
   std::atomic<bool> finished_{false};  // run() returned
+  // When the database call in progress began (now_ms), 0 when none is: a call that has not
+  // returned for options_.call_stalled_after shows every shard stalled (stats()).
+  std::atomic<std::int64_t> sink_call_since_ms_{0};
+  mutable std::atomic<bool> sink_call_reported_{false};
+  // Marks a database call in progress for its lifetime (the CDC thread's calls only).
+  struct SinkCall {
+    explicit SinkCall(CdcPipeline& pipeline) : pipeline_(pipeline) {
+      pipeline_.sink_call_since_ms_.store(std::max<std::int64_t>(1, pipeline_.now_ms()));
+    }
+    ~SinkCall() {
+      pipeline_.sink_call_since_ms_.store(0);
+      pipeline_.sink_call_reported_.store(false);
+    }
+    SinkCall(const SinkCall&) = delete;
+    SinkCall& operator=(const SinkCall&) = delete;
+    CdcPipeline& pipeline_;
+  };
   std::string url_;             // for the lazy open
   Migration migration_;
   bool backfill_marked_ = false;  // begin_backfill() done

@@ -10,7 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <map>
 #include <pqxx/pqxx>
@@ -238,6 +240,47 @@ TEST(CdcPipelinePostgres, StopIsNotHeldByADatabaseThatDoesNotAnswer) {
   ASSERT_TRUE(next.wait_caught_up(20s));
   next.stop();
   expect_no_drift(engine, url, 5);
+}
+
+// A backend that stops answering (SIGSTOP: no error, no statement_timeout) shows every shard
+// stalled once a call has waited `call_stalled_after`, and the stop is not held by it.
+TEST(CdcPipelinePostgres, ABackendThatStopsAnsweringShowsEveryShardStalled) {
+  const std::string url = database("cdc_wedged");
+  ASSERT_FALSE(url.empty());
+  Engine engine;
+  ASSERT_TRUE(testing::receive_stock(*engine.rt, kSkus, 1000));
+  auto sink = open_sink(url);
+  ASSERT_TRUE(sink) << sink.status().to_string();
+  PipelineOptions options = fast_retry();
+  options.call_stalled_after = 1s;
+  CdcPipeline pipeline(engine.rt->journal(), std::move(*sink), Migration{}, options);
+  ASSERT_TRUE(pipeline.start());
+  ASSERT_TRUE(pipeline.wait_caught_up(20s));
+
+  pqxx::connection observer(url);
+  pqxx::work ask(observer);
+  const pqxx::result backends = ask.exec(
+      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  ask.commit();
+  ASSERT_EQ(backends.size(), 1u) << "the pipeline's one connection";
+  const pid_t backend = backends[0][0].as<pid_t>();
+  ASSERT_EQ(::kill(backend, SIGSTOP), 0);
+  struct Resume {  // whatever fails below, the shared server's backend runs again
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{backend};
+  for (int n = 0; n < 5; ++n) engine.submit(n);
+  ASSERT_TRUE(engine.rt->wait_quiet(10s));
+  bool stalled = false;
+  for (int i = 0; i < 100 && !stalled; ++i) {
+    std::this_thread::sleep_for(100ms);
+    const PipelineStats stats = pipeline.stats();
+    stalled = std::all_of(stats.shards.begin(), stats.shards.end(), [](const ShardStats& s) { return s.stalled; });
+  }
+  EXPECT_TRUE(stalled) << "a call waiting on a stopped backend did not show as stalled";
+  const auto before = std::chrono::steady_clock::now();
+  pipeline.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 10s);
 }
 
 TEST(CdcCrash, PostgresStopStartDuringCdcThenDriftIsCleanAndNothingAppliedTwice) {
