@@ -140,14 +140,15 @@ PipelineOptions fast_retry() {
 }
 
 // A pipeline on `url` over the engine's journal (stock received first), started.
-std::unique_ptr<CdcPipeline> started_pipeline(Engine& engine, const std::string& url) {
+std::unique_ptr<CdcPipeline> started_pipeline(Engine& engine, const std::string& url,
+                                              PipelineOptions options = fast_retry()) {
   if (!testing::receive_stock(*engine.rt, kSkus, 1000)) ADD_FAILURE() << "receiving stock";
   auto sink = open_sink(url);
   if (!sink) {
     ADD_FAILURE() << sink.status().to_string();
     return nullptr;
   }
-  auto pipeline = std::make_unique<CdcPipeline>(engine.rt->journal(), std::move(*sink), Migration{}, fast_retry());
+  auto pipeline = std::make_unique<CdcPipeline>(engine.rt->journal(), std::move(*sink), Migration{}, std::move(options));
   if (!pipeline->start()) ADD_FAILURE() << "starting the pipeline";
   return pipeline;
 }
@@ -248,13 +249,11 @@ TEST(CdcPipelinePostgres, ABackendThatStopsAnsweringShowsEveryShardStalled) {
   const std::string url = database("cdc_wedged");
   ASSERT_FALSE(url.empty());
   Engine engine;
-  ASSERT_TRUE(testing::receive_stock(*engine.rt, kSkus, 1000));
-  auto sink = open_sink(url);
-  ASSERT_TRUE(sink) << sink.status().to_string();
   PipelineOptions options = fast_retry();
   options.call_stalled_after = 1s;
-  CdcPipeline pipeline(engine.rt->journal(), std::move(*sink), Migration{}, options);
-  ASSERT_TRUE(pipeline.start());
+  auto started = started_pipeline(engine, url, options);
+  ASSERT_TRUE(started);
+  CdcPipeline& pipeline = *started;
   ASSERT_TRUE(pipeline.wait_caught_up(20s));
 
   pqxx::connection observer(url);
