@@ -4,6 +4,10 @@
 // returns; a busy timeout so a reader holding a lock delays a batch instead of failing it.
 
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <system_error>
@@ -157,6 +161,14 @@ Result<std::unique_ptr<SqlConnection>> open_sqlite(const std::string& url, bool 
     // A configuration error, not an outage: the start fails with it instead of retrying.
     return Status{StatusCode::kInvalidArgument,
                   url + ": directory " + parent.string() + " does not exist (create it first)"};
+  }
+  // Nor are a directory or a file this process may not write: no retry makes them work.
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status{StatusCode::kInvalidArgument, url + ": " + path + " is a directory, not a database file"};
+  }
+  if (std::filesystem::exists(path, ec) && ::access(path.c_str(), R_OK | W_OK) != 0) {
+    return Status{StatusCode::kInvalidArgument,
+                  url + ": " + path + " cannot be read and written by this process: " + std::strerror(errno)};
   }
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db,

@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 
 #include "adapters/cdc/sink.h"
 #include "adapters/cdc/sql_connection.h"
@@ -445,6 +447,23 @@ TEST_F(SqliteSinkTest, NamesAMissingDirectory) {
   EXPECT_NE(sink.status().message().find("directory " + dir_ + "/nope does not exist"),
             std::string::npos)
       << sink.status().message();
+}
+
+// A directory, or a file this process cannot write, will not heal by itself: refused
+// (kInvalidArgument: ffe serve's start fails), not retried as an outage.
+TEST_F(SqliteSinkTest, RefusesADirectoryOrAFileItCannotWrite) {
+  auto directory = open_sink("sqlite:" + dir_);
+  ASSERT_FALSE(directory);
+  EXPECT_EQ(directory.status().code(), StatusCode::kInvalidArgument) << directory.status().to_string();
+  EXPECT_NE(directory.status().message().find("is a directory"), std::string::npos) << directory.status().message();
+  if (::geteuid() != 0) {  // root writes whatever the mode says
+    const std::string file = dir_ + "/read-only.db";
+    std::ofstream(file) << "";
+    std::filesystem::permissions(file, std::filesystem::perms::owner_read);
+    auto read_only = open_sink("sqlite:" + file);
+    ASSERT_FALSE(read_only);
+    EXPECT_EQ(read_only.status().code(), StatusCode::kInvalidArgument) << read_only.status().to_string();
+  }
 }
 
 TEST_F(SqliteSinkTest, RefusesAnUnknownUrlOrSchemaVersion) {
