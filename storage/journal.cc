@@ -2029,20 +2029,16 @@ Status Journal::Impl::compact(ShardId shard_id, Revision revision) {
     if (!marker.ok() && !marker.IsNotFound()) return from_rocks(marker, what);
     if (marker.IsNotFound()) {
       changed.emplace();
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options, shard.cf));
-      Revision expected = compacted;
-      for (it->Seek(enc::log_key(compacted)); it->Valid() && expected < revision; it->Next(), ++expected) {
-        auto at = enc::parse_log_key(view_key(it->key()));
-        auto record = at && *at == expected ? enc::decode_log_record(view_key(it->value())) : std::nullopt;
-        if (!record) {
-          return Status(StatusCode::kCorruption,
-                        what + ": log record " + std::to_string(expected) + " is missing or malformed");
+      // The log as a watch reads it (gaps and malformed records refused there).
+      for (Revision next = compacted; next < revision;) {
+        auto records = watch_next(shard_id, "", next, static_cast<std::size_t>(revision - next));
+        if (!records) return records.status();
+        if (records->empty()) {
+          return Status(StatusCode::kCorruption, what + ": the log ends before revision " + std::to_string(next));
         }
-        for (const Event& event : record->events) changed->insert(event.entity_key);
-      }
-      if (!it->status().ok()) return from_rocks(it->status(), what);
-      if (expected < revision) {
-        return Status(StatusCode::kCorruption, what + ": the log ends before revision " + std::to_string(expected));
+        for (const LogRecord& record : *records) {
+          for (const Event& event : record.events) changed->insert(event.entity_key);
+        }
       }
     }
   }
