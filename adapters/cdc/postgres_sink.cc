@@ -107,7 +107,7 @@ class PostgresConnection final : public SqlConnection {
         pqxx::nontransaction(*conn).exec("SET statement_timeout = " + std::to_string(kStatementTimeoutMs));
       }
     } catch (const std::exception& e) {
-      refused_for_good_ = refused_for_good(e.what());
+      last_refused_for_good_ = refused_for_good(e.what());
       return failure("connecting", e);
     }
     std::lock_guard lock(sock_mutex_);
@@ -214,6 +214,10 @@ class PostgresConnection final : public SqlConnection {
 
   std::string describe() const override { return shown_; }
 
+  // Whether the last connect() failed for a reason that will not heal by itself
+  // (refused_for_good: the URL or the credentials).
+  bool last_refused_for_good() const { return last_refused_for_good_; }
+
  private:
   static std::string with_connect_timeout(const std::string& url) {
     if (url.find("connect_timeout=") != std::string::npos) return url;
@@ -296,11 +300,7 @@ class PostgresConnection final : public SqlConnection {
   const std::vector<std::string> secrets_;  // the password as it may appear in a message
   std::mutex sock_mutex_;    // conn_'s creation and destruction against interrupt()
   bool interrupted_ = false;  // guarded by sock_mutex_
- public:
-  // The last connect() failed for a reason that will not heal by itself (refused_for_good).
-  bool refused_for_good_ = false;
-
- private:
+  bool last_refused_for_good_ = false;  // see last_refused_for_good()
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::dbtransaction> tx_;
   static constexpr std::size_t kPreparedMax = 64;
@@ -315,7 +315,7 @@ Result<std::unique_ptr<SqlConnection>> open_postgres(const std::string& url) {
   // A URL or credentials the server refuses are not an outage (kIoError, retried): the
   // caller stops (ffe serve's start, ffe drift) with the reason.
   if (auto s = conn->connect(); !s) {
-    if (conn->refused_for_good_) {
+    if (conn->last_refused_for_good()) {
       return Status(StatusCode::kInvalidArgument,
                     s.message() + " (the URL or the credentials are refused; a server that is down would be retried)");
     }

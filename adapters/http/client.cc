@@ -109,6 +109,16 @@ namespace {
 
 constexpr std::string_view kJsonType = "application/json";
 
+// Whether `body` is an entity as ffe's admin API serves it: `id_field` equal to `id`, and its
+// revision, asOf and shard unsigned numbers (`ffe get`, and `ffe confirm` before its own checks).
+template <class Json>
+bool is_entity(const Json& body, const std::string& id_field, std::string_view id) {
+  auto unsigned_field = [&](const char* field) { return body.contains(field) && body[field].is_number_unsigned(); };
+  return body.is_object() && body.contains(id_field) && body[id_field].is_string() &&
+         body[id_field].template get<std::string>() == id && unsigned_field("revision") && unsigned_field("asOf") &&
+         unsigned_field("shard");
+}
+
 // The answer of a one-request command: a 200 body on stdout (exit 0), else the server's
 // message and status on stderr with the exit code `failure_exit` gives for the status; no
 // answer at all: exit 2.
@@ -158,12 +168,7 @@ GetOutcome get_entity(EntityKind kind, std::string_view id, std::optional<std::u
 
   const std::string id_field = kind == EntityKind::kOrder ? "orderId" : "sku";
   return command_outcome("get", get(address, target), [](int status) { return status == 404 ? 1 : 2; },
-                         [&](const nlohmann::json& body) {
-                           return body.is_object() && body.contains(id_field) && body[id_field] == std::string(id) &&
-                                  body.contains("revision") && body["revision"].is_number_unsigned() &&
-                                  body.contains("asOf") && body["asOf"].is_number_unsigned() &&
-                                  body.contains("shard") && body["shard"].is_number_unsigned();
-                         });
+                         [&](const nlohmann::json& body) { return is_entity(body, id_field, id); });
 }
 
 }  // namespace ffe::http
@@ -259,18 +264,13 @@ ConfirmOutcome confirm_order(std::string_view order_id, std::string_view address
     return outcome;
   }
   const json current = json::parse(now->body, nullptr, /*allow_exceptions=*/false);
-  auto is = [&](const char* field, json::value_t type) {
-    if (!current.is_object() || !current.contains(field)) return false;
-    const json::value_t have = current[field].type();
-    return have == type || (type == json::value_t::number_unsigned && have == json::value_t::number_integer &&
-                            current[field].get<std::int64_t>() >= 0);
-  };
-  const bool order_like = is("orderId", json::value_t::string) && current["orderId"] == std::string(order_id) &&
-                          is("terminal", json::value_t::boolean) && is("state", json::value_t::string) &&
-                          is("shard", json::value_t::number_unsigned) && is("asOf", json::value_t::number_unsigned) &&
-                          (!current["terminal"].get<bool>() || is("terminalRevision", json::value_t::number_unsigned));
-  if (auto foreign = not_ffe(*now, kJsonType); foreign || !order_like) {
-    outcome.err = who + (foreign ? *foreign : "the server's answer is not the order: " + now->body) + "\n";
+  const bool order_like =
+      is_entity(current, "orderId", order_id) && current.contains("terminal") && current["terminal"].is_boolean() &&
+      current.contains("state") && current["state"].is_string() &&
+      (!current["terminal"].get<bool>() ||
+       (current.contains("terminalRevision") && current["terminalRevision"].is_number_unsigned()));
+  if (!order_like) {
+    outcome.err = who + "the server's answer is not the order: " + now->body + "\n";
     return outcome;
   }
   if (!current["terminal"].get<bool>()) {
@@ -347,7 +347,6 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
   Response response;
   int exit_code = 0;
   std::string end_message;
-  std::string last_line;
   // A following stream may carry nothing for as long as nothing changes (a day bounds a wedged
   // connection); a one-shot stream is a read like any other: the server sends each revision
   // as it scans, and a minute without a byte means it, or the connection, is stuck.
@@ -355,13 +354,10 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
       args.read_timeout.count() > 0 ? args.read_timeout
       : args.follow                 ? std::chrono::milliseconds(std::chrono::hours(24))
                                     : std::chrono::milliseconds(std::chrono::seconds(60));
-  bool foreign = false;
   std::string foreign_line;
+  std::optional<std::uint64_t> last_revision;  // of the last event printed
   const Status status = get_lines(args.address, target, [&](std::string_view line) {
-    if (!foreign && response.status == 200 && not_ffe(response, kNdjsonType)) {
-      foreign = true;
-      return false;
-    }
+    if (not_ffe(response, kNdjsonType)) return false;  // named below
     // A stream that compaction overtook, or that the server's stop cut short, ends with an
     // error line instead of an event.
     if (line.starts_with("{\"error\"")) {
@@ -384,7 +380,7 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
       foreign_line = std::string(line.substr(0, 200));
       return false;
     }
-    last_line = line;
+    last_revision = event["revision"].get<std::uint64_t>();
     out(line);
     return true;
   }, response, read_timeout);
@@ -393,7 +389,7 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
         " (is --http the address of ffe serve's admin HTTP?)");
     return 2;
   }
-  if (auto why = not_ffe(response, kNdjsonType); why && (foreign || response.status != 0)) {
+  if (auto why = not_ffe(response, kNdjsonType); why && response.status != 0) {
     err("ffe watch: " + *why);
     return 2;
   }
@@ -402,13 +398,9 @@ int watch(const WatchArgs& args, const std::function<void(std::string_view line)
     if (response.status == 200) {
       // The stream broke off after it began: not the end of the log. Resume after the last
       // whole revision (a cut inside a revision resends that revision).
-      std::uint64_t resume = args.from_revision;
-      const json body = json::parse(last_line, nullptr, false);
-      if (body.is_object() && body.contains("revision") && body["revision"].is_number_unsigned()) {
-        resume = body["revision"].get<std::uint64_t>();
-      }
       message = "ffe watch: the stream broke off before its end (the server stopped, or the connection or the "
-                "reader stalled); resume with --from-revision " + std::to_string(resume);
+                "reader stalled); resume with --from-revision " +
+                std::to_string(last_revision.value_or(args.from_revision));
     }
     err(message);
     return 2;

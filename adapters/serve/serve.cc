@@ -298,15 +298,8 @@ Status Server::Impl::start_cdc() {
       return Status::ok();
     };
   }
-  cdc::Migration migration;
-  Result<std::unique_ptr<cdc::Sink>> sink = Status(StatusCode::kIoError, "not opened");
-  if (early_sink_) {
-    sink = std::move(*early_sink_);
-    migration = std::move(early_migration_);
-    early_sink_.reset();
-  } else {
-    sink = cdc::open_sink(url, &migration);
-  }
+  cdc::Migration migration = std::move(early_migration_);  // what an early open did, if one did
+  auto sink = early_sink_ ? std::move(*early_sink_) : cdc::open_sink(url, &migration);
   if (sink) {
     cdc_ = std::make_unique<cdc::CdcPipeline>(runtime_->journal(), std::move(*sink), std::move(migration),
                                               std::move(cdc_options));
