@@ -4,6 +4,7 @@
 // test (short timeouts) can tune clients without a code change. A plain value type; no
 // librdkafka header here (STACK.md: rdkafka headers stay in .cc files).
 
+#include <atomic>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +18,10 @@ struct ClientConfig {
   std::string client_id = "ffe";
   // Extra librdkafka properties, applied last (they override ffe's defaults).
   std::vector<std::pair<std::string, std::string>> properties;
+  // When set and it turns true, a wait for the cluster's metadata (topics, partition counts)
+  // gives up within half a second with kClosed instead of waiting out its timeout: `ffe serve`
+  // sets it on SIGTERM during its start. nullptr: waits run to their timeout.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 }  // namespace ffe::kafka

@@ -1,9 +1,12 @@
 #include "adapters/kafka/topics.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string_view>
+#include <thread>
 
 #include "adapters/kafka/rdkafka_internal.h"
 
@@ -58,11 +61,26 @@ Result<Handle> admin_handle(const ClientConfig& client) {
 
 constexpr std::string_view kNoMetadata = "reading the cluster's topics: ";
 
-Result<std::map<std::string, int>> all_topics(rd_kafka_t* rk, int timeout_ms) {
+// The metadata of every topic, asked for in slices of at most half a second until the timeout,
+// so a cancel (ClientConfig::cancel) is seen within one slice.
+Result<std::map<std::string, int>> all_topics(rd_kafka_t* rk, int timeout_ms, const std::atomic<bool>* cancel) {
+  constexpr auto kSlice = std::chrono::milliseconds(500);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   const struct rd_kafka_metadata* metadata = nullptr;
-  const rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &metadata, timeout_ms);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return internal::io_error(std::string(kNoMetadata) + rd_kafka_err2str(err));
+  while (true) {
+    const auto slice_start = std::chrono::steady_clock::now();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - slice_start);
+    const int wait_ms = static_cast<int>(std::clamp<std::int64_t>(std::min(left, kSlice).count(), 1, kSlice.count()));
+    const rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &metadata, wait_ms);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    if (cancel != nullptr && cancel->load()) return Status(StatusCode::kClosed, "stopped while waiting for the cluster");
+    const bool waiting = err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT;
+    if (!waiting || std::chrono::steady_clock::now() >= deadline) {
+      return internal::io_error(std::string(kNoMetadata) + rd_kafka_err2str(err));
+    }
+    // An error before the slice ran out (no broker known yet): wait out the slice.
+    std::this_thread::sleep_until(std::min(slice_start + kSlice, deadline));
+    if (cancel != nullptr && cancel->load()) return Status(StatusCode::kClosed, "stopped while waiting for the cluster");
   }
   std::map<std::string, int> topics;
   for (int i = 0; i < metadata->topic_cnt; ++i) {
@@ -93,7 +111,7 @@ Result<std::vector<std::optional<int>>> partition_counts(const ClientConfig& cli
                                                          std::string* cluster_id) {
   auto handle = admin_handle(client);
   if (!handle) return handle.status();
-  auto known = all_topics(handle->get(), timeout_ms);
+  auto known = all_topics(handle->get(), timeout_ms, client.cancel);
   if (!known) return known.status();
   if (cluster_id != nullptr) {
     // The metadata just read carries it: no wait.
@@ -115,7 +133,7 @@ Result<EnsureReport> ensure_topics(const ClientConfig& client, const Topics& top
   auto handle = admin_handle(client);
   if (!handle) return handle.status();
   rd_kafka_t* rk = handle->get();
-  auto known = all_topics(rk, timeout_ms);
+  auto known = all_topics(rk, timeout_ms, client.cancel);
   if (!known) return known.status();
 
   EnsureReport report;

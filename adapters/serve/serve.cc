@@ -51,6 +51,11 @@ class Server::Impl {
   ~Impl() { stop(); }
 
   Status start();
+  // The caller asked the start to give up (ServeOptions::stop_requested): kClosed, else ok.
+  Status check_stop_requested() const {
+    if (options_.stop_requested == nullptr || !options_.stop_requested->load()) return Status::ok();
+    return Status(StatusCode::kClosed, "stopped during the start");
+  }
   void stop();
 
   ServeOptions options_;
@@ -146,8 +151,10 @@ Status Server::Impl::start() {
   client.brokers = bootstrap_;
   client.client_id = "ffe";
   client.properties = options_.kafka_properties;
+  client.cancel = options_.stop_requested;
 
   if (Status status = open_early_analytics(); !status) return status;
+  if (Status status = check_stop_requested(); !status) return status;
 
   // 2. The runtime, with the egress closed until the topics exist (the relays keep offering).
   std::uint32_t shards = options_.shards;
@@ -156,6 +163,7 @@ Status Server::Impl::start() {
     if (!wanted) return wanted.status();
     shards = *wanted;
   }
+  if (Status status = check_stop_requested(); !status) return status;
   kafka::Producer::Options producer_options;
   producer_options.client = client;
   // 1 ms, not librdkafka's 5: three of an order's six Kafka hops leave through this producer
@@ -185,12 +193,14 @@ Status Server::Impl::start() {
   runtime_ = std::move(*runtime);
   shards = runtime_->shard_count();
   if (Status status = start_cdc(); !status) return status;
+  if (Status status = check_stop_requested(); !status) return status;
 
   // 3. The topics (partitions = shards when ffe makes them).
   if (broker_) {
     if (Status status = broker_->create_topics(topics_.all(), static_cast<int>(shards)); !status) return status;
   }
   auto ensured = kafka::ensure_topics(client, topics_, static_cast<int>(shards));
+  if (!ensured && ensured.status().code() == StatusCode::kClosed) return ensured.status();
   if (!ensured) {
     const std::string hint = unreachable_hint(ensured.status());
     return Status(ensured.status().code(),
@@ -208,6 +218,7 @@ Status Server::Impl::start() {
                  topics_.orders_commands, *(*counts)[0], shards);
   }
   egress_->open();
+  if (Status status = check_stop_requested(); !status) return status;
 
   // 4. Input and the journal feed.
   kafka::Ingress::Options ingress_options;
@@ -462,7 +473,34 @@ int serve(const ServeOptions& options) {
     return 2;
   }
   const sigset_t signals = block_stop_signals();
-  auto server = Server::start(options);
+  // A stop signal during the start (waiting for an unreachable cluster, say) is taken by a
+  // watcher, which asks the start to give up; what the start began is undone and the process
+  // exits 0, as for a stop after it.
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> start_done{false};
+  int early_signal = 0;
+  std::thread watcher([&] {
+    while (!start_done.load()) {
+      timespec slice{0, 100'000'000};
+      const int signal = sigtimedwait(&signals, nullptr, &slice);
+      if (signal <= 0) continue;
+      early_signal = signal;
+      say(options.out, std::string("ffe: ") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") +
+                           " during the start: stopping at its next step");
+      stop_requested.store(true);
+      return;
+    }
+  });
+  ServeOptions start_options = options;
+  start_options.stop_requested = &stop_requested;
+  auto server = Server::start(std::move(start_options));
+  start_done.store(true);
+  watcher.join();
+  if (early_signal != 0 && (server || server.status().code() == StatusCode::kClosed)) {
+    if (server) (*server)->stop();
+    say(options.out, "ffe: stopped");
+    return 0;
+  }
   if (!server) {
     log::fatal("ffe serve: " + server.status().to_string());
     return 1;

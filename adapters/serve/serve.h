@@ -6,6 +6,7 @@
 // admin HTTP server (adapters/http). serve() runs one until SIGTERM/SIGINT. No librdkafka,
 // CAF or httplib header here.
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -77,6 +78,10 @@ struct ServeOptions {
   std::FILE* out = stdout;
   // Tests and tools: adjust the runtime's options (deadlines, limits) before it opens.
   std::function<void(runtime::Options&)> tune_runtime;
+  // When set and it turns true during start(), the start gives up at its next step, or within
+  // half a second of a wait for the cluster, with kClosed, undoing what it started: `ffe
+  // serve` sets it on SIGTERM/SIGINT before it is ready. A recovery in progress finishes first.
+  const std::atomic<bool>* stop_requested = nullptr;
 };
 
 // Server — owner: serve() or a test. Lifecycle: start() brings everything up in order

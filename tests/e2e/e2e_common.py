@@ -19,6 +19,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -128,6 +129,13 @@ class Proc:
         except subprocess.TimeoutExpired:
             pass
         self._log.close()
+
+
+def unused_port():
+    """A loopback port nothing listens on (bound and released: free for the moment)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def tail(text, lines=40):

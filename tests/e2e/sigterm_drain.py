@@ -7,11 +7,13 @@ gets SIGTERM. Checked: it prints "ffe: SIGTERM: draining and stopping" and "ffe:
 exits 0 within a few seconds. Restarted on the same data dir with the same --brokers it
 continues: the first batch answers on HTTP exactly as before the stop (same state, revision,
 terminalRevision), every order of the stream ends with exactly one outcome (a clean stop is
-not a crash: no repeats), nothing oversold, reserved 0, nothing in ff.dlq.
+not a crash: no repeats), nothing oversold, reserved 0, nothing in ff.dlq. Last, SIGTERM
+during a start that waits for a broker that does not answer ends it within 3 s, exit 0.
 
 usage: sigterm_drain.py PATH/TO/ffe
 """
 
+import os
 import signal
 import sys
 import threading
@@ -125,6 +127,29 @@ def body(h):
     serve.popen.wait(timeout=60)
     log("idle SIGTERM: exit %s after %.2f s" % (serve.popen.returncode, time.monotonic() - t))
     h.check(serve.popen.returncode == 0, "idle ffe serve exit code %s after SIGTERM" % serve.popen.returncode)
+
+    # SIGTERM during a start that waits for a broker that does not answer (its metadata wait
+    # runs 10-30 s): the start gives up at once, exit 0. Once on this data dir (recovered,
+    # then waiting to make the topics), once on a new one (waiting for the partition count,
+    # before the data dir is made).
+    dead = "127.0.0.1:%d" % e2e.unused_port()
+    for label, where in (("existing", data), ("new", h.dir + "/never-made")):
+        proc = h.spawn("serve-" + label, [h.ffe, "serve", "--brokers", dead, "--data-dir", where, "--http", "127.0.0.1:0"])
+        if label == "existing":
+            proc.wait_for(r"ffe: CDC into ", 30)
+        time.sleep(1.0)
+        t = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        proc.popen.wait(timeout=60)
+        took = time.monotonic() - t
+        log("SIGTERM during the start (%s data dir, broker %s): exit %s after %.2f s" %
+            (label, dead, proc.popen.returncode, took))
+        h.check(proc.popen.returncode == 0 and took < 3.0,
+                "SIGTERM during the start (%s data dir) gave exit %s after %.1f s; wanted 0 within 3 s:\n%s" %
+                (label, proc.popen.returncode, took, e2e.tail(proc.output())))
+        h.check("ffe: stopped" in proc.output(), "no 'ffe: stopped' after SIGTERM during the start:\n%s" %
+                e2e.tail(proc.output()))
+    h.check(not os.path.exists(h.dir + "/never-made"), "a start stopped before it knew the shard count made the data dir")
 
 
 if __name__ == "__main__":
