@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "adapters/sim/kafka_support.h"
@@ -306,13 +307,36 @@ int run_produce(const ProduceOptions& options) {
     }
   }
 
+  auto stopped = [&] { return options.stop != nullptr && options.stop->load(); };
+
+  // A cluster that does not answer is named within 10 s, before anything is sent, instead of
+  // each message failing after message.timeout.ms (a minute). Asked in half-second slices, so
+  // Ctrl-C ends the wait.
+  {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    RdKafka::ErrorCode err = RdKafka::ERR__TRANSPORT;
+    while (!stopped()) {
+      RdKafka::Metadata* metadata = nullptr;
+      err = producer->metadata(false, nullptr, &metadata, 500);
+      delete metadata;
+      if (err == RdKafka::ERR_NO_ERROR || Clock::now() >= deadline) break;
+      if (err != RdKafka::ERR__TIMED_OUT && err != RdKafka::ERR__TRANSPORT) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (stopped()) return 130;
+    if (err != RdKafka::ERR_NO_ERROR) {
+      simkafka::say(log::Level::kError, "%s: no broker answered at %s within 10 s (%s): is it running and reachable?",
+                    who.c_str(), options.brokers.c_str(), RdKafka::err2str(err).c_str());
+      return 1;
+    }
+  }
+
   const bool tty = isatty(STDERR_FILENO) == 1;
   const Progress::Mode mode = options.quiet ? Progress::Mode::kNone
                               : options.progress_bar.value_or(tty && !log::json_format()) ? Progress::Mode::kBar
                                                                    : Progress::Mode::kLines;
   Progress progress(mode, who, count);
   TokenBucket bucket(options.rate);
-  auto stopped = [&] { return options.stop != nullptr && options.stop->load(); };
 
   const auto start = Clock::now();
   std::uint64_t sent = 0;      // orders / receipts handed to librdkafka

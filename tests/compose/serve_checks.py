@@ -209,7 +209,7 @@ def check_logs(work):
     if produce.returncode != 1:
         fail(f"ffe produce against {nowhere} exited {produce.returncode}, not 1:\n{produce.stderr}")
     for who, err_text, wanted in (("ffe --log-format json sim payment", sim_err, "answering"),
-                                  ("ffe --log-format json produce orders", produce.stderr, "not delivered")):
+                                  ("ffe --log-format json produce orders", produce.stderr, "no broker answered")):
         records = [json.loads(l) for l in json_log_lines(err_text, who)]
         if not any(wanted in r["msg"] for r in records) or not any(r["level"] == "warn" for r in records):
             fail(f"{who}: expected an info line with '{wanted}' and a warning among its JSON lines:\n{err_text}")

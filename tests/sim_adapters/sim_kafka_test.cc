@@ -361,6 +361,32 @@ TEST(ProduceKafka, BadOptionsAreRefusedBeforeConnecting) {
   EXPECT_EQ(produce_with(options).exit_code, 2) << "--brokers is required";
 }
 
+// A cluster that does not answer is named within seconds and before anything is sent, not
+// after each message's delivery timeout (a minute); Ctrl-C during that wait ends it (130).
+TEST(ProduceKafka, AClusterThatDoesNotAnswerIsNamedBeforeAnythingIsSent) {
+  ProduceOptions options;
+  options.what = ProduceWhat::kStock;
+  options.brokers = "127.0.0.1:1";  // nothing listens on port 1
+  options.count = 3;
+  auto start = std::chrono::steady_clock::now();
+  const Produced produced = produce_with(options);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(produced.exit_code, 1);
+  EXPECT_EQ(produced.summary, "") << "no summary: nothing was sent";
+  EXPECT_LT(took, 30.0) << "waited for the delivery timeout instead";
+
+  std::atomic<bool> stop{false};
+  options.stop = &stop;
+  std::thread interrupt([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    stop.store(true);
+  });
+  start = std::chrono::steady_clock::now();
+  EXPECT_EQ(produce_with(options).exit_code, 130);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+  interrupt.join();
+}
+
 TEST(SimKafka, BadKafkaSettingIsRefused) {
   SimOptions options;
   options.brokers = "127.0.0.1:1";
