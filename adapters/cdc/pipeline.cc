@@ -590,27 +590,35 @@ bool CdcPipeline::read_batch(ShardState& state) {
     committed_ms.reserve(records->size());
     // Entity key -> its last change in the batch: the revision (its mod_revision at `to`)
     // and that revision's commit time.
-    struct LastChange {
+    // ... and its events in the batch, in revision order (views into `records`). One hash
+    // lookup per event; the entities are then visited in key order, sorted once.
+    struct Changed {
       Revision revision = 0;
       std::int64_t committed_ms = 0;
+      std::vector<std::string_view> events;
     };
-    std::map<std::string, LastChange> changed;
+    std::unordered_map<std::string_view, Changed> changes;
     std::vector<ChangeEnvelope> envelopes;
-    // Each changed entity's events in the batch, in revision order (views into `records`).
-    std::map<std::string_view, std::vector<std::string_view>> events_of;
     for (const storage::LogRecord& record : *records) {
       committed_ms.push_back(record.committed_at_ms);
       for (const storage::Event& event : record.events) {
-        changed[event.entity_key] = LastChange{record.revision, record.committed_at_ms};
-        events_of[event.entity_key].push_back(event.payload);
+        Changed& change = changes[event.entity_key];
+        change.revision = record.revision;
+        change.committed_ms = record.committed_at_ms;
+        change.events.push_back(event.payload);
       }
     }
+    std::vector<std::pair<std::string, const Changed*>> changed;
+    changed.reserve(changes.size());
+    for (const auto& [key, change] : changes) changed.emplace_back(std::string(key), &change);
+    std::sort(changed.begin(), changed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     if (state.cache_revision != batch.after_revision) {
       state.cache.clear();
       state.cache_old.clear();
     }
     state.cache_revision = batch.to_revision;
-    for (const auto& [key, last] : changed) {
+    for (const auto& [key, last_change] : changed) {
+      const Changed& last = *last_change;
       const std::int64_t time = last.committed_ms;
       const EntityKind kind = kind_of(key);
       if (kind == EntityKind::kOther) continue;  // no analytics table for it
@@ -623,7 +631,7 @@ bool CdcPipeline::read_batch(ShardState& state) {
       CachedEntity* entity = cache_find(state, key);
       // The state at C is known (nullptr: did not exist): cached, or the batch begins the
       // entity (an order's OrderPlaced or OrderRejected), which needs no read.
-      bool start_known = entity != nullptr || runtime::creates_entity(key, events_of[key].front());
+      bool start_known = entity != nullptr || runtime::creates_entity(key, last.events.front());
       Status failure = Status::ok();
       if (!start_known) {
         auto read = batch.after_revision == 0 ? Result<std::optional<storage::EntityState>>(std::nullopt)
@@ -658,7 +666,7 @@ bool CdcPipeline::read_batch(ShardState& state) {
           if (kind == EntityKind::kSku) fresh.state = sku::State{};
           entity = &cache_put(state, key, std::move(fresh));
         }
-        std::visit([&](auto& s) { runtime::fold_events(s, key, events_of[key]); }, entity->state);
+        std::visit([&](auto& s) { runtime::fold_events(s, key, last.events); }, entity->state);
         entity->mod_revision = last.revision;
       } else if (failure.is_ok()) {
         auto read = journal_.get(state.shard, key, batch.to_revision);
