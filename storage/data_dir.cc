@@ -107,7 +107,21 @@ Status errno_status(int error, const std::string& what) {
   }
 }
 
-Result<ClaimedDataDir> claim_data_dir(const std::string& dir) {
+Status unfinished_restore(const std::string& dir) {
+  if (::access(join(dir, kRestoringFile).c_str(), F_OK) != 0) return Status::ok();
+  return Status(StatusCode::kCorruption,
+                "data dir " + dir + ": a restore into it (ffe replay --from-kafka) did not finish (" + kRestoringFile +
+                    " is still there), so it holds only part of the history; remove the dir and restore again");
+}
+
+Status finish_restore(const std::string& dir) {
+  if (::unlink(join(dir, kRestoringFile).c_str()) != 0 && errno != ENOENT) {
+    return errno_status(errno, "data dir " + dir + ": removing " + kRestoringFile);
+  }
+  return fsync_path(dir, "data dir " + dir + ": syncing the directory");
+}
+
+Result<ClaimedDataDir> claim_data_dir(const std::string& dir, bool restoring) {
   struct stat info {};
   if (::stat(dir.c_str(), &info) != 0) {
     if (errno != ENOENT) return errno_status(errno, "data dir " + dir);
@@ -121,14 +135,19 @@ Result<ClaimedDataDir> claim_data_dir(const std::string& dir) {
   auto names = list_dir(dir);
   if (!names) return names.status();
   bool has_marker = false;
+  bool has_restoring = false;
   std::vector<std::string> foreign;
   for (const auto& name : *names) {
     if (name == kMarkerFile) {
       has_marker = true;
-    } else if (name != kLockFile && name != std::string(kMarkerFile) + ".tmp") {
+    } else if (name == kRestoringFile) {
+      has_restoring = true;
+    } else if (name != kLockFile && name != std::string(kMarkerFile) + ".tmp" &&
+               name != std::string(kRestoringFile) + ".tmp") {
       foreign.push_back(name);
     }
   }
+  if (has_restoring && !restoring) return unfinished_restore(dir);
   if (has_marker) {
     std::string content;
     if (!read_small_file(join(dir, kMarkerFile), content))
@@ -169,6 +188,9 @@ Result<ClaimedDataDir> claim_data_dir(const std::string& dir) {
     return errno_status(errno, "data dir " + dir + ": writing " + lock_path);
 
   if (!has_marker) {
+    if (restoring) {
+      if (Status status = write_file_atomically(dir, kRestoringFile, "restore in progress\n"); !status) return status;
+    }
     Status status = write_marker(dir);
     if (!status.is_ok()) return status;
   }

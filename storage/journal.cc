@@ -560,6 +560,7 @@ Result<std::string> Journal::Impl::check_read_only_dir() const {
     return errno_status(errno, "data dir " + dir_);
   }
   if (!S_ISDIR(info.st_mode)) return Status(StatusCode::kNotJournal, "data dir " + dir_ + " is not a directory");
+  if (Status status = unfinished_restore(dir_); !status) return status;
   const std::string marker = dir_ + "/" + kMarkerFile;
   std::FILE* file = std::fopen(marker.c_str(), "r");
   if (file == nullptr) {
@@ -593,7 +594,7 @@ Status Journal::Impl::open() {
     if (!checked) return checked.status();
     path = *checked;
   } else {
-    auto claimed = claim_data_dir(dir_);
+    auto claimed = claim_data_dir(dir_, options_.restoring);
     if (!claimed) return claimed.status();
     lock_ = std::move(claimed->lock);
     path = claimed->rocksdb_path;
@@ -2346,6 +2347,10 @@ Journal::~Journal() = default;
 bool Journal::holds_data(const std::string& data_dir) {
   return ::access((data_dir + "/" + kRocksDbDir + "/CURRENT").c_str(), F_OK) == 0;
 }
+
+Status Journal::finish_restore(const std::string& data_dir) { return storage::finish_restore(data_dir); }
+
+bool Journal::restore_unfinished(const std::string& data_dir) { return !unfinished_restore(data_dir).is_ok(); }
 
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, JournalOptions options) {
   auto impl = std::make_unique<Impl>(data_dir, std::move(options));

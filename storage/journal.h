@@ -117,6 +117,10 @@ struct JournalOptions {
   // other tools. Every commit, compact or mark_sent returns kReadOnly; no thread that writes
   // is started; reads see the journal as of open() (and as of refresh()).
   bool read_only = false;
+  // A restore fills a new data dir (adapters/replay/restore.cc): the dir is marked
+  // FFE_RESTORING before anything else is written, and every other open refuses it until
+  // Journal::finish_restore(dir) removes the mark.
+  bool restoring = false;
   // RocksDB memtable size per shard (column family).
   std::size_t write_buffer_bytes = 64 * 1024 * 1024;
 
@@ -191,6 +195,11 @@ class Journal {
   // and JournalOptions::shards is needed only when it does not (a new dir, or a first open
   // that stopped early).
   static bool holds_data(const std::string& data_dir);
+  // Marks a restore into `data_dir` whole (JournalOptions::restoring): call it once every
+  // commit of the restore is durable.
+  static Status finish_restore(const std::string& data_dir);
+  // Whether `data_dir` holds a restore that did not finish (every open refuses it).
+  static bool restore_unfinished(const std::string& data_dir);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;

@@ -209,6 +209,21 @@ std::string worker_naps_help(const char* whose_default, std::size_t naps) {
          std::to_string(naps) + "; CAF's own 500)";
 }
 
+// `-X name=value` flags into librdkafka properties; false (the reason on stderr) for one
+// without a name or an '='.
+bool kafka_properties(const char* who, const std::vector<std::string>& flags,
+                      std::vector<std::pair<std::string, std::string>>& out) {
+  for (const std::string& property : flags) {
+    const auto eq = property.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "%s: -X %s: expected name=value\n", who, property.c_str());
+      return false;
+    }
+    out.emplace_back(property.substr(0, eq), property.substr(eq + 1));
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -751,6 +766,9 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--threads", replay_command.threads, "Shards replayed in parallel")
       ->check(CLI::Range(std::size_t{1}, std::size_t{64}))
       ->capture_default_str();
+  std::vector<std::string> replay_kafka;
+  replay_cmd->add_option("-X,--kafka", replay_kafka,
+                         "A librdkafka property name=value for the restore's consumer (--from-kafka; repeatable)");
   replay_cmd->add_flag("--json", replay_json, "For scripts: only the JSON lines, no progress bar");
   replay_cmd->add_flag("--quiet", replay_command.quiet, "No progress bar (it is only drawn when stderr is a terminal)");
 
@@ -804,14 +822,7 @@ int main(int argc, char** argv) {
     for (const auto& [flag, text] : serve_clock_texts) {
       if (!text.empty()) *serve_clocks.at(flag).second = *parse_duration_ms(text);
     }
-    for (const std::string& property : serve_kafka) {
-      const auto eq = property.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        std::fprintf(stderr, "ffe serve: -X %s: expected name=value\n", property.c_str());
-        return 2;
-      }
-      serve_options.kafka_properties.emplace_back(property.substr(0, eq), property.substr(eq + 1));
-    }
+    if (!kafka_properties("ffe serve", serve_kafka, serve_options.kafka_properties)) return 2;
     return ffe::serve::serve(serve_options);
   }
   if (broker_cmd->parsed()) return ffe::serve::run_broker(broker_options);
@@ -820,6 +831,7 @@ int main(int argc, char** argv) {
     if (replay_shard_opt->count() > 0) replay_command.shard = replay_shard;
     if (replay_to_opt->count() > 0) replay_command.to_revision = replay_to;
     replay_command.quiet = replay_command.quiet || replay_json;
+    if (!kafka_properties("ffe replay", replay_kafka, replay_command.kafka_properties)) return 2;
     return ffe::replay::run_replay(replay_command);
   }
   if (confirm_cmd->parsed()) {

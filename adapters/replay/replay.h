@@ -82,6 +82,8 @@ struct ReplayCommand {
   std::optional<storage::Revision> to_revision;
   std::string from_kafka;           // non-empty: restore from <topic_prefix>events into data_dir first
   std::string topic_prefix = "ff.";
+  // librdkafka properties for the restore's consumer (`-X name=value`: SASL, TLS).
+  std::vector<std::pair<std::string, std::string>> kafka_properties;
   std::size_t threads = 2;
   bool quiet = false;               // no progress bar (it is only drawn when stderr is a terminal)
   std::FILE* out = stdout;

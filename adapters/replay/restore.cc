@@ -487,6 +487,7 @@ Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
   storage::JournalOptions journal_options;
   for (std::uint32_t i = 0; i < shards; ++i) journal_options.shards.push_back(ShardId{i});
   journal_options.folder = &folder;
+  journal_options.restoring = true;  // FFE_RESTORING until the end: a restore cut short is refused
   auto opened = storage::Journal::open(options.data_dir, journal_options);
   if (!opened) return opened.status();
   storage::Journal& journal = **opened;
@@ -578,6 +579,8 @@ Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
     const storage::CommitResult done = future.get();
     if (!done.status) return done.status;
   }
+  // Every commit above was synced before its future was ready: the restore is whole.
+  if (Status status = storage::Journal::finish_restore(options.data_dir); !status) return status;
   return result;
 }
 

@@ -296,5 +296,33 @@ TEST_F(DataDirTest, TheHeadsFileFollowsCommitsAndAMalformedOneRefusesToStart) {
   EXPECT_EQ(Journal::open(dir_.path(), options()).status().code(), StatusCode::kCorruption);
 }
 
+// A restore marks its new dir FFE_RESTORING before anything else and removes the mark only
+// when it is whole: a restore cut short (kill -9, a full disk) leaves a dir that every open,
+// for writing or read-only, refuses, where an unmarked prefix of the history would be served
+// as if it were everything (the engine would then take every input topic from offset 0).
+TEST_F(DataDirTest, ARestoreThatDidNotFinishIsRefusedByEveryOpen) {
+  {
+    auto opts = options();
+    opts.restoring = true;
+    auto journal = Journal::open(dir_.path(), opts);
+    ASSERT_TRUE(journal.is_ok()) << journal.status().to_string();
+    EXPECT_TRUE(std::filesystem::exists(dir_.sub(kRestoringFile)));
+    EXPECT_TRUE(Journal::restore_unfinished(dir_.path()));
+    commit_ok(**journal, one_event(kShard, "a", 1));
+  }  // closed without finish_restore: what a restore cut short leaves
+  auto reopened = Journal::open(dir_.path(), options());
+  ASSERT_EQ(reopened.status().code(), StatusCode::kCorruption) << reopened.status().to_string();
+  EXPECT_NE(reopened.status().message().find("did not finish"), std::string::npos) << reopened.status().to_string();
+  auto read_only = options();
+  read_only.read_only = true;
+  EXPECT_EQ(Journal::open(dir_.path(), read_only).status().code(), StatusCode::kCorruption);
+
+  ASSERT_TRUE(Journal::finish_restore(dir_.path()).is_ok());
+  EXPECT_FALSE(Journal::restore_unfinished(dir_.path()));
+  auto whole = Journal::open(dir_.path(), options());
+  ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
+  EXPECT_EQ(*(*whole)->revision(kShard), 1u);
+}
+
 }  // namespace
 }  // namespace ffe::storage
