@@ -92,7 +92,9 @@ Result<std::int64_t> committed_at(const storage::Journal& journal, ShardId shard
 }  // namespace
 
 Result<std::optional<Revision>> retention_target(const storage::Journal& journal, ShardId shard,
-                                                 const RetentionPolicy& policy, std::int64_t now_ms) {
+                                                 const RetentionPolicy& policy, std::int64_t now_ms,
+                                                 std::optional<CursorFloor>* held_by) {
+  if (held_by != nullptr) held_by->reset();
   if (!policy.enabled()) return std::optional<Revision>{};
   auto current = journal.revision(shard);
   if (!current.is_ok()) return current.status();
@@ -131,7 +133,10 @@ Result<std::optional<Revision>> retention_target(const storage::Journal& journal
   }
   auto floor = cursor_floor(journal, shard);
   if (!floor.is_ok()) return floor.status();
-  if (*floor) target = std::min(target, (*floor)->revision);
+  if (*floor && (*floor)->revision < target) {
+    target = (*floor)->revision;
+    if (held_by != nullptr) *held_by = *floor;
+  }
   if (target <= *compacted) return std::optional<Revision>{};
   return std::optional<Revision>{target};
 }
@@ -168,10 +173,27 @@ void Retention::run_once() {
       std::lock_guard lock(mu_);
       if (stop_) return;  // a stop waits for one shard's compaction at most, not the pass
     }
-    auto target = retention_target(journal_, shard, policy_, clock_());
+    std::optional<CursorFloor> held_by;
+    auto target = retention_target(journal_, shard, policy_, clock_(), &held_by);
     if (!target.is_ok()) {
       spdlog::warn("retention: shard {}: {}", shard.value, target.status().to_string());
       continue;
+    }
+    // A reader that holds compaction back is said once when it starts to, and when it stops:
+    // `--analytics off` on a data dir that once ran CDC leaves cursor/cdc where it was.
+    {
+      std::lock_guard lock(mu_);
+      auto& last = held_by_[shard.value];
+      if (held_by && last != held_by->name) {
+        spdlog::warn("retention: shard {} is held at revision {} by {}, a reader that has not processed what follows; "
+                     "the policy compacts no further until it moves (a reader that is gone for good, such as CDC "
+                     "after --analytics off: `ffe compact --force`; docs/revisions.md)",
+                     shard.value, held_by->revision, held_by->name);
+        last = held_by->name;
+      } else if (!held_by && !last.empty()) {
+        spdlog::info("retention: shard {} is no longer held back by {}", shard.value, last);
+        last.clear();
+      }
     }
     if (!*target) continue;
     const Status status = journal_.compact(shard, **target);

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -67,11 +68,14 @@ struct RetentionPolicy {
 };
 
 // The revision the policy would compact `shard` to now (never past a reader's cursor and
-// never below what is already compacted); nullopt when nothing is to be done.
+// never below what is already compacted); nullopt when nothing is to be done. `held_by`, when
+// given, is set to the cursor that keeps the target below what the policy alone would give
+// (else reset).
 storage::Result<std::optional<storage::Revision>> retention_target(const storage::Journal& journal,
                                                                     storage::ShardId shard,
                                                                     const RetentionPolicy& policy,
-                                                                    std::int64_t now_ms);
+                                                                    std::int64_t now_ms,
+                                                                    std::optional<CursorFloor>* held_by = nullptr);
 
 // Retention — owner: `ffe serve` (adapters/serve). Lifecycle: the constructor starts one
 // thread that applies the policy to every shard each interval; the destructor (or stop())
@@ -98,6 +102,8 @@ class Retention {
   std::condition_variable wake_;
   bool stop_ = false;
   std::uint64_t compactions_ = 0;
+  // Per shard, the cursor that held the last pass back (logged when it starts and ends).
+  std::map<std::uint32_t, std::string> held_by_;
   std::thread thread_;
 };
 

@@ -329,15 +329,20 @@ TEST_F(RevisionsTest, RetentionKeepsTheLastNRevisionsAndStopsAtCursors) {
 
   runtime::RetentionPolicy policy;
   policy.keep_revisions = 4;
-  auto target = runtime::retention_target(journal, shard, policy, 0);
+  std::optional<runtime::CursorFloor> held_by;
+  auto target = runtime::retention_target(journal, shard, policy, 0, &held_by);
   ASSERT_TRUE(target.is_ok());
   ASSERT_TRUE(target->has_value());
   EXPECT_EQ(**target, current - 3);  // revisions current-3 .. current stay readable
+  EXPECT_FALSE(held_by) << "no cursor yet";
 
   set_cursor(shard, "events", current - 6);
-  target = runtime::retention_target(journal, shard, policy, 0);
+  target = runtime::retention_target(journal, shard, policy, 0, &held_by);
   ASSERT_TRUE(target.is_ok() && target->has_value());
   EXPECT_EQ(**target, current - 6);  // the cursor wins
+  ASSERT_TRUE(held_by) << "the cursor that holds the policy back is named (and logged by Retention)";
+  EXPECT_EQ(held_by->name, "cursor/events");
+  EXPECT_EQ(held_by->revision, current - 6);
 
   runtime::Retention retention(journal, policy, [] { return std::int64_t{0}; });
   retention.run_once();
