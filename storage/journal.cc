@@ -1306,7 +1306,11 @@ void Journal::Impl::fail_stop(const Status& reason, std::vector<std::unique_ptr<
     if (!failed_.load()) {
       error_ = reason;
       failed_.store(true);
-      std::fprintf(stderr, "ffe journal: fail-stop: %s\n", reason.to_string().c_str());
+      if (options_.on_fail_stop) {
+        options_.on_fail_stop(reason);
+      } else {
+        std::fprintf(stderr, "ffe journal: fail-stop: %s\n", reason.to_string().c_str());
+      }
     }
     queued.swap(queue_);
     queue_bytes_ = 0;

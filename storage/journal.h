@@ -124,6 +124,11 @@ struct JournalOptions {
   // RocksDB memtable size per shard (column family).
   std::size_t write_buffer_bytes = 64 * 1024 * 1024;
 
+  // Called once when the journal fail-stops (a failed synced write, a full disk), with the
+  // reason; must be quick and must not call into the journal. Empty: the reason goes to
+  // stderr as "ffe journal: fail-stop: ...". The runtime logs it through the process's log
+  // (so `--log-format json` makes it a JSON line).
+  std::function<void(const Status&)> on_fail_stop;
   // Called on the writer thread after each successful synced write; must be quick and must
   // not call into the journal. Empty: nothing is called.
   std::function<void(const BatchObservation&)> on_batch;

@@ -1472,6 +1472,9 @@ Status Runtime::Impl::start() {
     for (std::uint32_t i = 0; i < shards; ++i) journal_options.shards.push_back(ShardId{i});
   }
   journal_options.folder = &folder_;
+  journal_options.on_fail_stop = [](const Status& reason) {
+    spdlog::error("journal: fail-stop: {}", reason.to_string());
+  };
   journal_options.commit_batch_commands = options_.commit_batch_commands;
   journal_options.commit_wait = options_.commit_wait;
   journal_options.snapshot_every_events = options_.snapshot_every_events;
