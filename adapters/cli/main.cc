@@ -197,6 +197,24 @@ void decimal_integers_only(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands({})) decimal_integers_only(*sub);
 }
 
+// A usage error's line on stderr, in the log format asked for: before the flags are parsed
+// that is read from argv (`--log-format json` or `--log-format=json`, anywhere), so a JSON
+// log stays all JSON even when the flags themselves are wrong. Returns 2.
+int usage_error(int argc, char** argv, const std::string& message) {
+  bool json = ffe::log::json_format();
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view word = argv[i];
+    if (word == "--log-format=json" || (word == "--log-format" && i + 1 < argc && std::string_view(argv[i + 1]) == "json")) {
+      json = true;
+    }
+  }
+  if (json && !ffe::log::json_format()) ffe::log::setup(ffe::log::Level::kInfo, true);
+  std::string text = message;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  ffe::log::fatal(text);
+  return 2;
+}
+
 // The benches' --worker-spins and --worker-naps help, with the runtime's defaults
 // (runtime::Options) rather than copies of them.
 std::string worker_spins_help(const char* whose) {
@@ -207,21 +225,6 @@ std::string worker_spins_help(const char* whose) {
 std::string worker_naps_help(const char* whose_default, std::size_t naps) {
   return std::string("Then polls 50 us apart before it sleeps until work comes (default: ") + whose_default + ", " +
          std::to_string(naps) + "; CAF's own 500)";
-}
-
-// `-X name=value` flags into librdkafka properties; false (the reason on stderr) for one
-// without a name or an '='.
-bool kafka_properties(const char* who, const std::vector<std::string>& flags,
-                      std::vector<std::pair<std::string, std::string>>& out) {
-  for (const std::string& property : flags) {
-    const auto eq = property.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      std::fprintf(stderr, "%s: -X %s: expected name=value\n", who, property.c_str());
-      return false;
-    }
-    out.emplace_back(property.substr(0, eq), property.substr(eq + 1));
-  }
-  return true;
 }
 
 }  // namespace
@@ -802,8 +805,7 @@ int main(int argc, char** argv) {
       }
       const bool takes_words = !at->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty();
       if (at->get_subcommands({}).empty() || takes_words) break;  // a leaf's own arguments
-      std::fprintf(stderr, "%s: unknown command \"%s\" (%s --help lists them)\n", path.c_str(), argv[i], path.c_str());
-      return 2;
+      return usage_error(argc, argv, path + ": unknown command \"" + argv[i] + "\" (" + path + " --help lists them)");
     }
   }
   try {
@@ -811,7 +813,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     // --help prints and exits 0; a usage error prints its message and exits 2, the code every
     // command documents for "any other error" (CLI11's own codes are 100 and up).
-    return app.exit(error) == 0 ? 0 : 2;
+    if (error.get_exit_code() == 0) return app.exit(error);
+    return usage_error(argc, argv, std::string(error.what()) + " (--help says more)");
   }
   ffe::log::setup(*ffe::log::parse_level(log_level), log_format == "json");
 
@@ -822,7 +825,9 @@ int main(int argc, char** argv) {
     for (const auto& [flag, text] : serve_clock_texts) {
       if (!text.empty()) *serve_clocks.at(flag).second = *parse_duration_ms(text);
     }
-    if (!kafka_properties("ffe serve", serve_kafka, serve_options.kafka_properties)) return 2;
+    if (auto bad = ffe::participants::parse_kafka_settings(serve_kafka, serve_options.kafka_properties)) {
+      return usage_error(argc, argv, "ffe serve: " + *bad);
+    }
     return ffe::serve::serve(serve_options);
   }
   if (broker_cmd->parsed()) return ffe::serve::run_broker(broker_options);
@@ -831,7 +836,9 @@ int main(int argc, char** argv) {
     if (replay_shard_opt->count() > 0) replay_command.shard = replay_shard;
     if (replay_to_opt->count() > 0) replay_command.to_revision = replay_to;
     replay_command.quiet = replay_command.quiet || replay_json;
-    if (!kafka_properties("ffe replay", replay_kafka, replay_command.kafka_properties)) return 2;
+    if (auto bad = ffe::participants::parse_kafka_settings(replay_kafka, replay_command.kafka_properties)) {
+      return usage_error(argc, argv, "ffe replay: " + *bad);
+    }
     return ffe::replay::run_replay(replay_command);
   }
   if (confirm_cmd->parsed()) {
@@ -879,8 +886,7 @@ int main(int argc, char** argv) {
   }
   if (sim_cmd->parsed()) {
     if (auto bad = ffe::participants::parse_kafka_settings(participant_kafka, participant.kafka_config)) {
-      std::fprintf(stderr, "ffe sim: %s\n", bad->c_str());
-      return 2;
+      return usage_error(argc, argv, "ffe sim: " + *bad);
     }
     participant.stop = &ffe::participants::stop_on_signals();
     return ffe::participants::run_participant(participant_kind == "payment"
@@ -890,8 +896,7 @@ int main(int argc, char** argv) {
   }
   if (produce_cmd->parsed()) {
     if (auto bad = ffe::participants::parse_kafka_settings(produce_kafka, produce.kafka_config)) {
-      std::fprintf(stderr, "ffe produce: %s\n", bad->c_str());
-      return 2;
+      return usage_error(argc, argv, "ffe produce: " + *bad);
     }
     produce.what = produce_what == "stock" ? ffe::participants::ProduceWhat::kStock
                                            : ffe::participants::ProduceWhat::kOrders;

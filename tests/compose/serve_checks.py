@@ -195,6 +195,16 @@ def check_logs(work):
         records = [json.loads(l) for l in json_log_lines(run.stderr, f"ffe serve with {what}")]
         if not any(r["level"] == "error" and r["msg"].startswith("ffe serve: ") for r in records):
             fail(f"ffe serve with {what}: no JSON error line says why it stopped:\n{run.stderr}")
+    # Flags the command line itself refuses (an unknown flag, a value of the wrong kind), with
+    # --log-format json before or after the command: the one error line is JSON as well.
+    for argv in (["--log-format", "json", "serve", "--bogus"], ["serve", "--shards", "x", "--log-format=json"],
+                 ["--log-format", "json", "replay", "--data-dir", work, "-X", "noequals"]):
+        run = subprocess.run([FFE, *argv], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if run.returncode != 2:
+            fail(f"ffe {' '.join(argv)} exited {run.returncode}, not 2:\n{run.stderr}")
+        records = [json.loads(l) for l in json_log_lines(run.stderr, f"ffe {' '.join(argv)}")]
+        if len(records) != 1 or records[0]["level"] != "error":
+            fail(f"ffe {' '.join(argv)}: expected one JSON error line:\n{run.stderr}")
     # The simulators and the producer write their own lines (adapters/sim): JSON too. Against
     # a port where nothing listens, each says so (librdkafka's warnings) before it is stopped.
     nowhere = f"127.0.0.1:{free_port()}"
@@ -219,7 +229,7 @@ def check_logs(work):
         if f"127.0.0.1:{port}" not in out + err:
             fail(f"the {fmt} run never mentions the analytics URL, so the check above proves nothing:\n{err}")
     print(f"logs: {len(lines)} JSON lines parse as {{ts,level,logger,msg}}, and so do those of a start that "
-          "fails, of a usage error and of `ffe sim` and `ffe produce`; the analytics password appears in neither the JSON nor the text run "
+          "fails, of usage errors (the command line's own too) and of `ffe sim` and `ffe produce`; the analytics password appears in neither the JSON nor the text run "
           "(the URL is logged masked)")
 
 
