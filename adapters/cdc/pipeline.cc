@@ -404,6 +404,37 @@ bool CdcPipeline::ensure_checkpoints() {
       state->stats.compacted_past = true;
       continue;
     }
+    // Tables of another history whose checkpoint this journal has passed (the check above
+    // no longer sees them): their newest order row was written at a revision whose commit
+    // time differs from this journal's at the same revision. A restore from ff.events keeps
+    // the commit times, so its own tables pass.
+    if (checkpoint > 0) {
+      auto last = (SinkCall(*this), sink_->last_order_change(state->shard.value));
+      if (!last) {
+        record_error(state.get(), "reading the newest order row of shard " + std::to_string(state->shard.value) +
+                                      ": " + last.status().to_string());
+        return false;
+      }
+      if (*last && (*last)->first <= checkpoint) {
+        auto when = commit_time(journal_, state->shard, (*last)->first);
+        if (!when) {
+          record_error(state.get(), when.status().to_string());
+          return false;
+        }
+        if (*when && **when != (*last)->second) {
+          const std::string message =
+              "shard " + std::to_string(state->shard.value) + ": " + sink_description_ + " holds an order written at revision " +
+              std::to_string((*last)->first) + " committed at " + std::to_string((*last)->second) +
+              " ms, but this journal committed revision " + std::to_string((*last)->first) + " at " +
+              std::to_string(**when) + " ms: the tables belong to another data dir; CDC of this shard stops";
+          spdlog::error("cdc: {}", message);
+          record_error(state.get(), message);
+          std::lock_guard lock(mutex_);
+          state->stats.compacted_past = true;
+          continue;
+        }
+      }
+    }
     auto watch = journal_.watch(state->shard, "", checkpoint + 1);
     if (!watch) {
       record_error(state.get(), watch.status().to_string());

@@ -218,6 +218,19 @@ class SqlSink final : public Sink {
     return out;
   }
 
+  Result<std::optional<std::pair<std::uint64_t, std::int64_t>>> last_order_change(std::uint32_t shard) override {
+    auto rows = db_->query("SELECT revision, updated_at_ms FROM orders WHERE shard = $1 ORDER BY revision DESC LIMIT 1",
+                           {static_cast<std::int64_t>(shard)});
+    if (!rows) return rows.status();
+    if (rows->empty()) return std::optional<std::pair<std::uint64_t, std::int64_t>>();
+    auto revision = parse_int((*rows)[0][0], "orders.revision");
+    if (!revision) return revision.status();
+    auto updated = parse_int((*rows)[0][1], "orders.updated_at_ms");
+    if (!updated) return updated.status();
+    return std::optional<std::pair<std::uint64_t, std::int64_t>>(
+        std::pair<std::uint64_t, std::int64_t>{static_cast<std::uint64_t>(*revision), *updated});
+  }
+
   Status apply(const Batch& batch) override { return apply_all({&batch}); }
 
   Status apply_all(const std::vector<const Batch*>& batches) override {

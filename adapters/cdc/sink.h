@@ -86,6 +86,15 @@ class Sink {
   // The stored checkpoint of every shard that has one (absent: nothing applied yet, 0).
   virtual storage::Result<std::map<std::uint32_t, std::uint64_t>> checkpoints() = 0;
 
+  // The shard's order row of the highest revision, as {revision, updated_at_ms} (nullopt: the
+  // shard has no order row). updated_at_ms is the commit time of that revision in the journal
+  // the rows came from, so the pipeline can tell tables of another history whose checkpoint
+  // the journal has already passed (docs/cdc.md, "Tables of another data dir").
+  virtual storage::Result<std::optional<std::pair<std::uint64_t, std::int64_t>>> last_order_change(
+      std::uint32_t /*shard*/) {
+    return std::optional<std::pair<std::uint64_t, std::int64_t>>();
+  }
+
   // Writes the rows and the checkpoint in one transaction. kConflict-like refusal: if the
   // stored checkpoint is not batch.after_revision nothing is written and the status is
   // kInvalidArgument naming both revisions (the pipeline re-reads its checkpoint).
