@@ -188,7 +188,7 @@ class CdcPipeline {
   void apply_failed(ShardState& state, const storage::Status& status);
   // The entity-state cache of a shard (ShardState::cache): find a state (moved to the young
   // generation; nullptr: not cached), put one in. The reference lives until the next put.
-  static constexpr std::size_t kCachedEntities = 32'768;
+  static constexpr std::size_t kCachedEntities = 4'096;
   // How long stop() lets a round in progress finish before it interrupts the sink.
   static constexpr std::chrono::milliseconds kStopPatience{2000};
   CachedEntity* cache_find(ShardState& state, const std::string& key);
