@@ -324,9 +324,14 @@ int run_produce(const ProduceOptions& options) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     if (stopped()) return 130;
-    if (err != RdKafka::ERR_NO_ERROR) {
+    if (err == RdKafka::ERR__TIMED_OUT || err == RdKafka::ERR__TRANSPORT) {
       simkafka::say(log::Level::kError, "%s: no broker answered at %s within 10 s (%s): is it running and reachable?",
                     who.c_str(), options.brokers.c_str(), RdKafka::err2str(err).c_str());
+      return 1;
+    }
+    if (err != RdKafka::ERR_NO_ERROR) {
+      simkafka::say(log::Level::kError, "%s: the cluster at %s refused its metadata: %s", who.c_str(),
+                    options.brokers.c_str(), RdKafka::err2str(err).c_str());
       return 1;
     }
   }
