@@ -421,8 +421,12 @@ Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
   {
     std::error_code ec;
     if (std::filesystem::exists(options.data_dir, ec) && !std::filesystem::is_empty(options.data_dir, ec)) {
-      return Status(StatusCode::kInvalidArgument,
-                    "data dir " + options.data_dir + " is not empty: restore writes only into a new (or empty) dir");
+      const std::string unfinished = storage::Journal::restore_unfinished(options.data_dir)
+                                         ? " (it holds a restore that did not finish: remove the dir and restore again)"
+                                         : "";
+      return Status(StatusCode::kInvalidArgument, "data dir " + options.data_dir +
+                                                      " is not empty: restore writes only into a new (or empty) dir" +
+                                                      unfinished);
     }
   }
 
