@@ -1430,7 +1430,8 @@ void Journal::Impl::write_group(std::vector<std::unique_ptr<Pending>>& group, ro
     if (has_events) {
       log_key[0] = enc::kLogTag;
       enc::store_be64(log_key + 1, revision);
-      const std::size_t header_size = enc::encode_log_header(header, revision, now_ms);
+      const std::size_t header_size =
+          enc::encode_log_header(header, revision, request.committed_at_ms.value_or(now_ms));
       rocksdb::Slice key_slice(log_key, sizeof log_key);
       rocksdb::Slice value_parts[2] = {rocksdb::Slice(header, header_size), rocksdb::Slice(pending->body)};
       batch.Put(shard.cf, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(value_parts, 2));

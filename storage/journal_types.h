@@ -86,6 +86,13 @@ struct CommitRequest {
   // apply in commit order, so a later command's change of a key wins over an earlier one's.
   std::vector<IndexEntry> index_put;
   std::vector<std::string> index_delete;
+  // The log record's commit time, when it is not now: a restore writes back the times the
+  // lost journal recorded (ff.events carries them), so rows and envelopes built from the
+  // restored journal carry the same updated_at_ms. Unset: the writer's wall clock, as for
+  // every command of a running engine. Commit times must not go backwards within a shard
+  // (retention searches them); the restore's times rise with the revision as the original
+  // writer's did.
+  std::optional<std::int64_t> committed_at_ms;
 };
 
 // Where an outbox message sits in its shard's outbox: the revision of the command that

@@ -83,6 +83,7 @@ struct ReadEvent {
 struct RestoredRevision {
   std::vector<ReadEvent> events;
   std::optional<storage::InputPosition> input;
+  std::int64_t committed_at_ms = 0;  // as the lost journal recorded it (0: unknown)
 };
 
 // One revision of one shard as read from the topic.
@@ -96,6 +97,7 @@ struct RevisionRead {
   std::map<std::string, std::vector<ReadEvent>> legacy;
   std::set<std::string> legacy_closed;   // keys whose first run ended
   std::optional<storage::InputPosition> input;
+  std::int64_t committed_at_ms = 0;
 };
 
 // Where a partition's current legacy run is: the (shard, revision, key) of the last record.
@@ -158,6 +160,7 @@ Status collect(const RdKafka::Message& message, std::map<std::int32_t, LegacyRun
   if (!event.input_source().empty() && !revision.input) {
     revision.input = storage::InputPosition{event.input_source(), event.input_offset()};
   }
+  if (event.committed_at_ms() > 0) revision.committed_at_ms = event.committed_at_ms();
 
   if (event.revision_events() > 0) {
     if (event.event_index() >= event.revision_events() ||
@@ -482,7 +485,7 @@ Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
                             " of " + std::to_string(shards) + " (the shard count is wrong or the topic is not ffe's)");
         }
       }
-      ordered[shard][revision] = RestoredRevision{std::move(*events), read.input};
+      ordered[shard][revision] = RestoredRevision{std::move(*events), read.input, read.committed_at_ms};
     }
   }
   collected.shards.clear();
@@ -508,8 +511,9 @@ Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
     for (auto& [revision, restored] : revisions) {
       storage::CommitRequest request;
       request.shard = ShardId{shard};
-      // The command's own input position, as the lost journal recorded it.
+      // The command's own input position and commit time, as the lost journal recorded them.
       request.input = restored.input;
+      if (restored.committed_at_ms > 0) request.committed_at_ms = restored.committed_at_ms;
       if (restored.input) {
         auto [it, inserted] = last_input.emplace(restored.input->source, restored.input->offset);
         if (!inserted) it->second = std::max(it->second, restored.input->offset);
