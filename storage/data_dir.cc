@@ -108,7 +108,11 @@ Status errno_status(int error, const std::string& what) {
 }
 
 Status unfinished_restore(const std::string& dir) {
-  if (::access(join(dir, kRestoringFile).c_str(), F_OK) != 0) return Status::ok();
+  // The .tmp too: a restore stopped while writing the mark itself has begun.
+  if (::access(join(dir, kRestoringFile).c_str(), F_OK) != 0 &&
+      ::access((join(dir, kRestoringFile) + ".tmp").c_str(), F_OK) != 0) {
+    return Status::ok();
+  }
   return Status(StatusCode::kCorruption,
                 "data dir " + dir + ": a restore into it (ffe replay --from-kafka) did not finish (" + kRestoringFile +
                     " is still there), so it holds only part of the history; remove the dir and restore again");
@@ -140,10 +144,9 @@ Result<ClaimedDataDir> claim_data_dir(const std::string& dir, bool restoring) {
   for (const auto& name : *names) {
     if (name == kMarkerFile) {
       has_marker = true;
-    } else if (name == kRestoringFile) {
+    } else if (name == kRestoringFile || name == std::string(kRestoringFile) + ".tmp") {
       has_restoring = true;
-    } else if (name != kLockFile && name != std::string(kMarkerFile) + ".tmp" &&
-               name != std::string(kRestoringFile) + ".tmp") {
+    } else if (name != kLockFile && name != std::string(kMarkerFile) + ".tmp") {
       foreign.push_back(name);
     }
   }
@@ -167,6 +170,11 @@ Result<ClaimedDataDir> claim_data_dir(const std::string& dir, bool restoring) {
                       " marker; refusing to write to it");
   }
 
+  // A restore marks a new dir before anything else is made in it, the lock file included: a
+  // restore stopped at any later point leaves a dir every open refuses.
+  if (restoring && !has_marker && !has_restoring) {
+    if (Status status = write_file_atomically(dir, kRestoringFile, "restore in progress\n"); !status) return status;
+  }
   const std::string lock_path = join(dir, kLockFile);
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status(errno, "data dir " + dir);
@@ -188,9 +196,6 @@ Result<ClaimedDataDir> claim_data_dir(const std::string& dir, bool restoring) {
     return errno_status(errno, "data dir " + dir + ": writing " + lock_path);
 
   if (!has_marker) {
-    if (restoring) {
-      if (Status status = write_file_atomically(dir, kRestoringFile, "restore in progress\n"); !status) return status;
-    }
     Status status = write_marker(dir);
     if (!status.is_ok()) return status;
   }

@@ -322,6 +322,15 @@ TEST_F(DataDirTest, ARestoreThatDidNotFinishIsRefusedByEveryOpen) {
   auto whole = Journal::open(dir_.path(), options());
   ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
   EXPECT_EQ(*(*whole)->revision(kShard), 1u);
+
+  // Stopped while writing the mark itself (before the lock file and the marker are made):
+  // the half-written mark counts, and the dir is not taken for a new one.
+  const std::string early = dir_.sub("early");
+  std::filesystem::create_directories(early);
+  write_file(early + "/" + kRestoringFile + ".tmp", "");
+  EXPECT_TRUE(Journal::restore_unfinished(early));
+  EXPECT_EQ(Journal::open(early, options()).status().code(), StatusCode::kCorruption);
+  EXPECT_FALSE(std::filesystem::exists(early + "/" + kMarkerFile)) << "taken for a new data dir";
 }
 
 }  // namespace
