@@ -19,9 +19,10 @@ namespace ffe::storage {
 inline constexpr const char* kMarkerFile = "FFE_JOURNAL";
 inline constexpr const char* kLockFile = "ffe.lock";
 inline constexpr const char* kRocksDbDir = "rocksdb";
-// Present while a restore (`ffe replay --from-kafka`) fills the data dir: written before the
-// FFE_JOURNAL marker and removed only once everything the restore writes is durable, so a
-// restore that stopped partway leaves a dir every open refuses (docs/replay.md).
+// Present while a restore (`ffe replay --from-kafka`) fills the data dir: the first thing
+// written there (before the lock file and the FFE_JOURNAL marker; a half-written .tmp counts)
+// and removed only once everything the restore writes is durable, so a restore that stopped
+// partway leaves a dir every open refuses (docs/replay.md).
 inline constexpr const char* kRestoringFile = "FFE_RESTORING";
 // The marker's content; a different second line is a different on-disk format.
 inline constexpr const char* kMarkerContent = "ffe-journal\nformat 1\n";
@@ -44,10 +45,11 @@ struct ClaimedDataDir {
 };
 
 // Errors: kNotJournal, kFormat, kInUse, kReadOnly, kNoSpace, kIoError, kCorruption.
-// `restoring`: a restore claims a new dir (FFE_RESTORING is written before the marker);
-// otherwise a dir holding FFE_RESTORING is refused (unfinished_restore).
+// `restoring`: a restore claims a new dir (FFE_RESTORING is written before the lock file and
+// the marker); otherwise a dir holding FFE_RESTORING (or its .tmp) is refused
+// (unfinished_restore).
 Result<ClaimedDataDir> claim_data_dir(const std::string& dir, bool restoring = false);
-// kCorruption naming the unfinished restore when `dir` holds FFE_RESTORING; else ok.
+// kCorruption naming the unfinished restore when `dir` holds FFE_RESTORING or its .tmp; else ok.
 Status unfinished_restore(const std::string& dir);
 // Removes FFE_RESTORING and syncs the dir: the restore is whole.
 Status finish_restore(const std::string& dir);

@@ -391,14 +391,8 @@ int run_replay(const ReplayCommand& command) {
     restore.data_dir = command.data_dir;
     restore.kafka_properties = command.kafka_properties;
     auto restored = restore_from_kafka(restore);
-    if (!restored) {
-      const std::string left = storage::Journal::restore_unfinished(command.data_dir)
-                                   ? "; " + command.data_dir + " is left marked unfinished and every open refuses it: remove it "
-                                         "before restoring again"
-                                   : "";
-      return fail("restoring from " + restore.topic + " at " + command.from_kafka + ": " +
-                  restored.status().to_string() + left);
-    }
+    if (!restored) return fail("restoring from " + restore.topic + " at " + command.from_kafka + ": " +
+                               restored.status().to_string());
   }
   ReplayProgress progress;
   ReplayOptions options;

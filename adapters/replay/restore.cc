@@ -415,21 +415,16 @@ Status drain(std::vector<std::pair<Revision, std::future<storage::CommitResult>>
   return first;
 }
 
-}  // namespace
-
-Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
+// restore_from_kafka without the word on an unfinished dir it may leave.
+Result<RestoreResult> restore_into(const RestoreOptions& options) {
   if (options.brokers.empty()) return Status(StatusCode::kInvalidArgument, "no brokers to restore from");
   if (options.topic.empty()) return Status(StatusCode::kInvalidArgument, "no topic to restore from");
   if (options.data_dir.empty()) return Status(StatusCode::kInvalidArgument, "no data dir to restore into");
   {
     std::error_code ec;
     if (std::filesystem::exists(options.data_dir, ec) && !std::filesystem::is_empty(options.data_dir, ec)) {
-      const std::string unfinished = storage::Journal::restore_unfinished(options.data_dir)
-                                         ? " (it holds a restore that did not finish: remove the dir and restore again)"
-                                         : "";
-      return Status(StatusCode::kInvalidArgument, "data dir " + options.data_dir +
-                                                      " is not empty: restore writes only into a new (or empty) dir" +
-                                                      unfinished);
+      return Status(StatusCode::kInvalidArgument,
+                    "data dir " + options.data_dir + " is not empty: restore writes only into a new (or empty) dir");
     }
   }
 
@@ -590,6 +585,20 @@ Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
   // Every commit above was synced before its future was ready: the restore is whole.
   if (Status status = storage::Journal::finish_restore(options.data_dir); !status) return status;
   return result;
+}
+
+}  // namespace
+
+Result<RestoreResult> restore_from_kafka(const RestoreOptions& options) {
+  auto restored = restore_into(options);
+  // A failure that leaves (or found) the target marked unfinished says what to do with it:
+  // every open refuses it, a new restore too (not empty).
+  if (!restored && !options.data_dir.empty() && storage::Journal::restore_unfinished(options.data_dir)) {
+    return Status(restored.status().code(),
+                  restored.status().message() + "; " + options.data_dir +
+                      " holds a restore that did not finish, and every open refuses it: remove it before restoring again");
+  }
+  return restored;
 }
 
 }  // namespace ffe::replay
